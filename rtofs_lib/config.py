@@ -1,0 +1,121 @@
+"""Platform configuration: one TOML file plus ``RTOFS_*`` environment overrides.
+
+Order (later wins): built-in local defaults → the file named by ``RTOFS_CONFIG``
+(else ``/etc/rtofs/rtofs.toml`` when it exists) → ``RTOFS_<KEY>`` variables.
+With neither file nor variables the defaults make ``rtofs demo`` work on a laptop.
+
+Example ``/etc/rtofs/rtofs.toml``::
+
+    archive = "/lustre/rtofs/archive"
+    maps = "/lustre/rtofs/maps"
+    spark_master = "spark://hub:7077"
+    spark_secret_file = "/etc/rtofs/spark.secret"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from rtofs_lib.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/rtofs/rtofs.toml")
+NOMADS_ROOT = "https://nomads.ncep.noaa.gov/pub/data/nccf/com/rtofs/prod/"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("RTOFS_HOME", Path.home() / "rtofs"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build one with :func:`load`; override with ``dataclasses.replace``."""
+
+    #: Shared archive root holding ``rtofs.YYYYMMDD/`` folders (Lustre on the cluster).
+    archive: Path = field(default_factory=lambda: _home() / "archive")
+    #: Where maps, ``index.html`` and region statistics go.
+    maps: Path = field(default_factory=lambda: _home() / "maps")
+    #: Grid-index cache (next to the archive on the cluster).
+    cache: Path = field(default_factory=lambda: _home() / "cache")
+    #: NOMADS production root that holds the day folders.
+    base_url: str = NOMADS_ROOT
+    #: Products the crawler fetches by default (SST lives in ``prog``).
+    products: str = "prog"
+    #: Steps the crawler fetches by default (``all`` = the 138 published 2-D steps).
+    steps: str = "all"
+    #: Spark master URL; ``local[*]`` when unset.
+    spark_master: str = "local[*]"
+    #: File holding the cluster's ``spark.authenticate`` secret ("" = no authentication).
+    spark_secret_file: str = ""
+    #: Local scratch for Spark (never on Lustre).
+    spark_local_dir: str = "/tmp/rtofs-spark"
+    #: Memory for each task's Python worker.
+    spark_python_memory: str = "1g"
+    #: Fields the rendering job draws.
+    fields: str = "sst"
+    #: Parallel downloads of the crawler.
+    crawl_parallel: int = 2
+    #: Request-rate cap of the crawler, per minute (NOMADS blocks above 120).
+    crawl_rate_per_minute: int = 100
+    #: Days kept by ``rtofs prune``.
+    keep_days: int = 10
+
+
+_PATH_KEYS = {"archive", "maps", "cache"}
+
+
+def _coerce(key: str, value: object, source: str) -> object:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    if key not in kinds:
+        raise ConfigError(
+            f"{source}: unknown setting {key!r}; known settings: {', '.join(sorted(kinds))}"
+        )
+    if key in _PATH_KEYS:
+        return Path(str(value)).expanduser()
+    if kinds[key] == "int":
+        try:
+            return int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {key} must be a whole number, not {value!r}") from None
+    return str(value)
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Return the settings from defaults, a TOML file and ``RTOFS_*`` variables.
+
+    Parameters
+    ----------
+    path
+        Configuration file; default ``$RTOFS_CONFIG`` or ``/etc/rtofs/rtofs.toml`` if present.
+    env
+        Environment to read (default ``os.environ``).
+
+    Raises
+    ------
+    ConfigError
+        For an unreadable file, bad TOML, an unknown key or a badly typed value.
+    """
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    cfg = Path(path) if path else Path(env["RTOFS_CONFIG"]) if env.get("RTOFS_CONFIG") else None
+    if cfg is None and SYSTEM_CONFIG.exists():
+        cfg = SYSTEM_CONFIG
+    if cfg is not None:
+        try:
+            data = tomllib.loads(cfg.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{cfg}: configuration file not found; create it or unset RTOFS_CONFIG"
+            ) from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{cfg}: not valid TOML: {e}") from None
+        for key, value in data.items():
+            values[key] = _coerce(key, value, str(cfg))
+    names = {f.name for f in fields(Settings)}
+    for key in names:
+        var = f"RTOFS_{key.upper()}"
+        if var in env:
+            values[key] = _coerce(key, env[var], var)
+    return replace(Settings(), **values)
