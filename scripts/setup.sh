@@ -8,6 +8,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 apt_packages=(
   openjdk-17-jre-headless   # Spark (pyspark's bin/spark-class)
   curl                      # crawler benchmark baseline
+  slurmctld slurmd slurm-client munge   # the hub's SlurmSpawner (tests start them as daemons)
+  libpam-modules libpam-runtime python3-venv   # PAM login; python3-venv for the tests' user env
+  nodejs                                # configurable-http-proxy for the hub (nodesource nodejs ships npm)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -26,3 +29,4 @@ fi
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e "$here[dev]"
+npm install --silent --prefix "$here/.node" configurable-http-proxy@^4.6.3  # hub proxy (hub_config/README.md)

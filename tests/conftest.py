@@ -69,11 +69,168 @@ def full_prog_file(tmp_path_factory) -> Path:
 
 # --- reader and regrid ---------------------------------------------------------------------------
 
+#: A field that every product's files hold (the reader tests open each product by it).
+PRODUCT_FIELD = {
+    "prog": "sst",
+    "diag": "ssh",
+    "ice": "ice_coverage",
+    "3ztio": "temperature",
+    "3zsio": "salinity",
+    "3zuio": "u",
+    "3zvio": "v",
+    "US_east": "temperature",
+    "US_west": "salinity",
+    "alaska": "u",
+    "legacy": "sst",
+}
+
+
+@pytest.fixture(scope="session")
+def product_files(tmp_path_factory) -> dict[str, Path]:
+    """Small-grid files of every product at f024 in one day folder, plus a legacy NETCDF3 prog.
+
+    Keys are product codes and ``"legacy"`` (``rtofs_glo_2ds_f001_1hrly_prog.nc``).
+    """
+    from rtofs_lib import names, synthetic
+
+    folder = tmp_path_factory.mktemp("archive-products") / names.day_folder(SAMPLE_DATE)
+    files = {}
+    for product in names.PRODUCTS:
+        step = names.steps_for(product)[-1] if product in names.PRODUCTS_3DZ_6HRLY else "f024"
+        files[product] = synthetic.write_file(
+            folder / names.compose_name(product, step), product, SAMPLE_DATE, step, grid="small"
+        )
+    legacy = names.compose_name("prog", "f001", cadence="1hrly")
+    files["legacy"] = synthetic.write_file(
+        folder / legacy, "prog", SAMPLE_DATE, "f001", grid="small", legacy=True
+    )
+    return files
+
+
+@pytest.fixture(scope="session")
+def small_grid() -> tuple:
+    """``(lat, lon)`` of the small synthetic grid with the fold row dropped (raw longitudes)."""
+    from rtofs_lib import synthetic
+
+    lat, lon = synthetic.make_grid(*synthetic.GRIDS["small"])
+    return lat[:-1], lon[:-1]
+
 
 # --- render ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def render_cache(tmp_path_factory) -> Path:
+    """One grid-index cache for all render tests (the small grid's index is built once)."""
+    return tmp_path_factory.mktemp("render-cache")
+
+
+@pytest.fixture(scope="session")
+def render_grid():
+    """``(lat, lon)`` of the small synthetic grid, fold row included (as written to files)."""
+    from rtofs_lib import synthetic
+
+    return synthetic.make_grid(*synthetic.GRIDS["small"])
+
+
+@pytest.fixture(scope="session")
+def write_prog(tmp_path_factory, render_grid):
+    """Write a small prog file whose ``sst`` is ``f(lat, lon)`` (NaN = land); returns its path.
+
+    ``f`` gets the 2-D grid coordinates with longitudes wrapped into [-180, 180).
+    """
+    from rtofs_lib import names, synthetic
+
+    root = tmp_path_factory.mktemp("render-files")
+    lat, lon = render_grid
+    wrapped = (lon.astype("float64") + 180.0) % 360.0 - 180.0
+    counter = iter(range(10**6))
+
+    def write(f, step: str = "f024", **extra) -> Path:
+        folder = root / f"{next(counter)}" / names.day_folder(SAMPLE_DATE)
+        fields = {"sst": f(lat.astype("float64"), wrapped).astype("float32"), **extra}
+        return synthetic.write_file(
+            folder / names.compose_name("prog", step), "prog", SAMPLE_DATE, step, fields=fields
+        )
+
+    return write
+
+
 # --- crawler -----------------------------------------------------------------------------------
+
+#: Steps of the served sample day (small grid); f075 and later are "not published yet".
+CRAWL_STEPS = "n023,n024,f000-f003"
+#: An older day the served root index also lists.
+CRAWL_OLD_DATE = "20260707"
+
+
+@pytest.fixture(scope="session")
+def nomads_source(tmp_path_factory) -> Path:
+    """A NOMADS-like tree written once: two days of small-grid prog files (real format)."""
+    from rtofs_lib import synthetic
+
+    root = tmp_path_factory.mktemp("nomads-src")
+    synthetic.write_sample(root, SAMPLE_DATE, steps=CRAWL_STEPS, grid="small")
+    synthetic.write_sample(root, CRAWL_OLD_DATE, steps="n024", grid="small")
+    return root
+
+
+@pytest.fixture
+def nomads(nomads_source, tmp_path):
+    """A real HTTP server on loopback serving a private copy of :func:`nomads_source`."""
+    import shutil
+
+    from rtofs_lib.nomads_server import NomadsServer
+
+    root = tmp_path / "nomads"
+    shutil.copytree(nomads_source, root)
+    with NomadsServer(root) as server:
+        yield server
+
+
+@pytest.fixture
+def fast_crawl():
+    """Crawl options with tiny delays and timeouts so fault tests do not really sleep."""
+    from rtofs_lib.crawler import CrawlOptions
+
+    return CrawlOptions(
+        rate_per_minute=60_000,
+        burst=20,
+        connect_timeout=2.0,
+        read_timeout=0.5,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        recheck_delay=0.05,
+        max_pause=2.0,
+        deadline=60.0,
+        size_floors="off",
+        reserve_bytes=0,
+        fsync=False,
+        progress="log",
+    )
 
 
 # --- spark -------------------------------------------------------------------------------------
+
+
+# --- hub -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def hub_site():
+    """A real one-machine hub site: munge, Slurm, Unix users (PAM), the proxy and the hub.
+
+    Needs root (it creates users and starts daemons). See ``tests/hubsite.py``.
+    """
+    import hubsite
+
+    if os.geteuid() != 0:
+        pytest.fail("the hub tests create Unix users and start Slurm: run them as root")
+    base = hubsite.make_base()
+    munge_pid = hubsite.start_munge()
+    site = None
+    try:
+        site = hubsite.start_site(base)
+        yield site
+    finally:
+        hubsite.teardown(site, list(hubsite.USERS), munge_pid, base)

@@ -1,0 +1,528 @@
+#!/usr/bin/env python3
+"""Three booted Debian hosts (systemd-nspawn) on a private bridge, for converging the Ansible.
+
+Usage (as root)::
+
+    python3 tests/hosts/hostctl.py up [--release bookworm]    # build/boot hub, worker1, worker2
+    python3 tests/hosts/hostctl.py status
+    python3 tests/hosts/hostctl.py ssh hub -- systemctl is-system-running
+    python3 tests/hosts/hostctl.py down                        # always safe to run
+
+What ``up`` does, each step reusing what an earlier run left:
+
+1. a bridge ``rtofsbr0`` with 198.51.100.1/24 and no route out (the hosts get no gateway);
+2. ``apt-cacher-ng`` bound to loopback and the bridge address: debootstrap and the hosts'
+   apt fetch through it, so three hosts (and every later run) share one package cache;
+3. a wheelhouse of the platform's Python packages built on this machine (the hosts have no
+   internet), bind-mounted read-only at ``/srv/wheelhouse``;
+4. one root filesystem per Debian release made by debootstrap, kept under
+   ``/var/cache/rtofs-hosts/<release>/rootfs``; each host boots an overlay of it;
+5. per host: hostname, ``/etc/hosts``, a static address (``10-rtofs.network``, sorting before
+   the image's DHCP ``80-container-host0.network``), its own ssh host keys and machine id,
+   root's ``authorized_keys`` from a key generated here; one host folder bind-mounted into
+   all three at ``/lustre`` (standing in for the Lustre mount);
+6. ``systemd-nspawn -b --register=no --keep-unit`` per host, then wait until sshd answers.
+
+``down`` sends SIGTERM to each nspawn (a clean shutdown), SIGKILL after a grace period,
+unmounts the overlays, removes the bridge and stops the cache. The package cache, the
+wheelhouse and the base roots stay for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Where the base roots, the apt cache and the wheelhouse are kept between runs.
+CACHE = Path(os.environ.get("RTOFS_HOSTS_CACHE", "/var/cache/rtofs-hosts"))
+#: Where running hosts live (overlay upper dirs, logs, pids, the ssh key).
+STATE = Path(os.environ.get("RTOFS_HOSTS_STATE", "/var/lib/rtofs-hosts"))
+REPO = Path(__file__).resolve().parents[2]
+
+BRIDGE = "rtofsbr0"
+NET = "198.51.100"
+GATEWAY = f"{NET}.1"  # this machine on the bridge (apt cache); never a route out
+HOSTS = {"hub": f"{NET}.11", "worker1": f"{NET}.12", "worker2": f"{NET}.13"}
+ACNG_PORT = 3142
+MIRROR = os.environ.get("RTOFS_HOSTS_MIRROR", "deb.debian.org/debian")
+RELEASES = ("bookworm", "bullseye", "trixie")
+#: Python version of each release's python3 (wheel tags for the wheelhouse).
+PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
+BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2"
+LUSTRE_STANDIN = "/lustre"
+WHEELHOUSE_MOUNT = "/srv/wheelhouse"
+
+
+class HostError(RuntimeError):
+    """A step of the harness failed; the message says which and what to look at."""
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+
+    @property
+    def dir(self) -> Path:
+        return STATE / "hosts" / self.name
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "root"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "nspawn.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "console.log"
+
+
+def hosts() -> list[Host]:
+    """The three hosts in boot order."""
+    return [Host(n, a) for n, a in HOSTS.items()]
+
+
+def log(msg: str) -> None:
+    print(f"[hostctl {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(*cmd: str | Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run a command; on failure raise :class:`HostError` with its output."""
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise HostError(
+            f"command failed ({r.returncode}): {' '.join(map(str, cmd))}\n{r.stdout}\n{r.stderr}"
+        )
+    return r
+
+
+def ssh_key() -> Path:
+    return STATE / "ssh" / "id_ed25519"
+
+
+def ssh_args(address: str) -> list[str]:
+    """ssh options for root on a test host (host keys change per run: not recorded)."""
+    return [
+        "ssh",
+        "-i",
+        str(ssh_key()),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=3",
+        "-o",
+        "BatchMode=yes",
+        f"root@{address}",
+    ]
+
+
+# --- preconditions -------------------------------------------------------------------------
+
+
+def check_tools() -> None:
+    """Fail early, naming the Debian packages to install, when a tool is missing."""
+    if os.geteuid() != 0:
+        raise HostError("hostctl needs root (it creates a bridge and boots containers)")
+    need = {
+        "systemd-nspawn": "systemd-container",
+        "debootstrap": "debootstrap",
+        "apt-cacher-ng": "apt-cacher-ng",
+        "ssh": "openssh-client",
+        "ip": "iproute2",
+    }
+    missing = sorted({pkg for tool, pkg in need.items() if shutil.which(tool) is None})
+    if missing:
+        raise HostError(f"missing tools; run: apt-get install {' '.join(missing)}")
+
+
+# --- network and package cache -------------------------------------------------------------
+
+
+def bridge_up() -> None:
+    """Create the bridge with this machine's address on it (idempotent)."""
+    if sh("ip", "link", "show", BRIDGE, check=False).returncode != 0:
+        sh("ip", "link", "add", BRIDGE, "type", "bridge")
+    addrs = sh("ip", "-br", "addr", "show", BRIDGE).stdout
+    if f"{GATEWAY}/24" not in addrs:
+        sh("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
+    sh("ip", "link", "set", BRIDGE, "up")
+
+
+def bridge_down() -> None:
+    if sh("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+        sh("ip", "link", "del", BRIDGE, check=False)
+
+
+def _acng_pid() -> int | None:
+    pidfile = STATE / "acng" / "pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def cache_up() -> None:
+    """Start apt-cacher-ng on loopback and the bridge address, caching under CACHE."""
+    if _acng_pid():
+        return
+    run = STATE / "acng"
+    run.mkdir(parents=True, exist_ok=True)
+    cache = CACHE / "apt-cacher-ng"
+    cache.mkdir(parents=True, exist_ok=True)
+    shutil.chown(cache, "apt-cacher-ng", "apt-cacher-ng")
+    shutil.chown(run, "apt-cacher-ng", "apt-cacher-ng")
+    # Our own configuration: no "Remap" rules, so a request for
+    # http://deb.debian.org/debian/... is fetched from exactly that mirror (the packaged
+    # configuration sends Debian requests to a backend list this machine may not reach).
+    conf = run / "conf"
+    conf.mkdir(exist_ok=True)
+    (conf / "acng.conf").write_text(
+        "SupportDir: /usr/lib/apt-cacher-ng\nExThreshold: 30\nPassThroughPattern: ^$\n"
+    )
+    sh(
+        "apt-cacher-ng",
+        "-c",
+        conf,
+        f"CacheDir={cache}",
+        f"LogDir={run}",
+        f"PidFile={run}/pid",
+        f"SocketPath={run}/socket",
+        f"Port={ACNG_PORT}",
+        f"BindAddress=127.0.0.1 {GATEWAY}",
+        "ForeGround=0",
+        "ExThreshold=30",
+    )
+    for _ in range(50):
+        if sh("bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{ACNG_PORT}", check=False).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise HostError(f"apt-cacher-ng did not listen on port {ACNG_PORT}; see {run}/apt-cacher.err")
+
+
+def cache_down() -> None:
+    pid = _acng_pid()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+
+
+# --- wheelhouse ----------------------------------------------------------------------------
+
+
+def wheelhouse(release: str) -> Path:
+    """Wheels for the hosts' Python: the platform's dependencies (kept) and rtofs_lib (rebuilt).
+
+    Built with this machine's pip (PyPI is reachable here, not from the hosts). The
+    dependencies are fetched once per Python version; the project wheel is rebuilt every run
+    so the hosts get the code under test.
+    """
+    pyver = PYTHON[release]
+    tag = "cp" + pyver.replace(".", "")
+    out = CACHE / "wheels" / tag
+    out.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    local = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for old in out.glob("rtofs_lib-*.whl"):
+        old.unlink()
+    build = STATE / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    sh(*pip, "wheel", "-q", "--no-deps", "-w", out, REPO, cwd=STATE)
+    shutil.rmtree(REPO / "build", ignore_errors=True)
+    stamp = out / ".deps-done"
+    reqs = ["rtofs-lib[spark,hub]", "pip", "setuptools", "wheel"]
+    if not stamp.exists():
+        log(f"building the {tag} wheelhouse (once; several minutes) in {out}")
+        if pyver == local:
+            sh(*pip, "wheel", "-q", "-w", out, "--find-links", out, *reqs, cwd=STATE)
+        else:
+            # another Python: binary wheels for its tags only (sdists cannot be built here)
+            sh(*pip, "wheel", "-q", "-w", out, "--no-deps", "pyspark>=4.0,<5", cwd=STATE)
+            sh(
+                *pip,
+                "download",
+                "-q",
+                "-d",
+                out,
+                "--find-links",
+                out,
+                "--only-binary=:all:",
+                "--python-version",
+                pyver,
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "linux_x86_64",
+                *reqs,
+                cwd=STATE,
+            )
+        stamp.write_text(time.strftime("%F %T\n"))
+    return out
+
+
+# --- root filesystems ----------------------------------------------------------------------
+
+
+def base_root(release: str) -> Path:
+    """The release's debootstrap root, made once (about a minute) and reused."""
+    base = CACHE / release / "rootfs"
+    if (base / "etc" / "rtofs-base-ready").exists():
+        return base
+    tmp = base.with_name("rootfs.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    log(f"debootstrap {release} into {tmp} (once)")
+    t0 = time.monotonic()
+    sh(
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={BASE_PACKAGES}",
+        release,
+        tmp,
+        f"http://127.0.0.1:{ACNG_PORT}/{MIRROR}",
+    )
+    (tmp / "etc/apt/sources.list").write_text(f"deb http://{MIRROR} {release} main\n")
+    (tmp / "etc/apt/apt.conf.d/01proxy").write_text(
+        f'Acquire::http::Proxy "http://{GATEWAY}:{ACNG_PORT}";\n'
+    )
+    (tmp / "etc/machine-id").write_text("")
+    for key in (tmp / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    # sshd and networkd on at boot; no getty on a console nobody watches
+    wants = tmp / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit in ("systemd-networkd.service", "ssh.service"):
+        link = wants / unit
+        if not link.is_symlink():
+            link.symlink_to(f"/lib/systemd/system/{unit}")
+    (tmp / "etc/rtofs-base-ready").write_text(f"{release} {time.strftime('%F %T')}\n")
+    shutil.rmtree(base, ignore_errors=True)
+    tmp.rename(base)
+    log(f"base root ready in {time.monotonic() - t0:.0f} s")
+    return base
+
+
+def _mount_overlay(base: Path, host: Host) -> None:
+    upper, work = host.dir / "upper", host.dir / "work"
+    for d in (upper, work, host.root):
+        d.mkdir(parents=True, exist_ok=True)
+    opts = f"lowerdir={base},upperdir={upper},workdir={work}"
+    if sh("mount", "-t", "overlay", "overlay", "-o", opts, host.root, check=False).returncode:
+        log(f"overlayfs unavailable; copying the base root for {host.name}")
+        shutil.rmtree(host.root, ignore_errors=True)
+        sh("cp", "-a", "--reflink=auto", base, host.root)
+
+
+def prepare_host(base: Path, host: Host, release: str) -> None:
+    """Give one host its own root: name, address, host keys, machine id, root's key."""
+    _mount_overlay(base, host)
+    root = host.root
+    (root / "etc/hostname").write_text(f"{host.name}\n")
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+    lines += [f"{a} {n}" for n, a in HOSTS.items()]
+    (root / "etc/hosts").write_text("\n".join(lines) + "\n")
+    (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    net = root / "etc/systemd/network"
+    net.mkdir(parents=True, exist_ok=True)
+    (net / "10-rtofs.network").write_text(
+        "# Static address on the test bridge; no gateway: the hosts have no route out.\n"
+        "[Match]\nName=host0\n\n[Network]\n"
+        f"Address={host.address}/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+    )
+    sh("ssh-keygen", "-q", "-A", "-f", root)
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(ssh_key().with_suffix(".pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    (root / LUSTRE_STANDIN.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (root / WHEELHOUSE_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def boot(host: Host, wheels: Path) -> None:
+    """Start ``systemd-nspawn -b`` for a host in its own session; its pid goes to a file."""
+    lustre = STATE / "lustre"
+    lustre.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "systemd-nspawn",
+        "-b",
+        "--register=no",
+        "--keep-unit",
+        "-q",
+        "-D",
+        str(host.root),
+        "-M",
+        host.name,
+        f"--network-bridge={BRIDGE}",
+        f"--bind={lustre}:{LUSTRE_STANDIN}",
+        f"--bind-ro={wheels}:{WHEELHOUSE_MOUNT}",
+        "--console=passive",
+    ]
+    with open(host.log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    host.pidfile.write_text(f"{proc.pid}\n")
+
+
+def wait_ssh(host: Host, deadline: float) -> float:
+    """Wait until root can run a command over ssh; return the seconds it took."""
+    t0 = time.monotonic()
+    while time.monotonic() < deadline:
+        if not _alive(host):
+            raise HostError(f"{host.name}: systemd-nspawn exited; see {host.log}")
+        r = subprocess.run(
+            [*ssh_args(host.address), "true"], capture_output=True, timeout=20, check=False
+        )
+        if r.returncode == 0:
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise HostError(f"{host.name}: sshd on {host.address} did not answer; see {host.log}")
+
+
+def _pid(host: Host) -> int | None:
+    try:
+        return int(host.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(host: Host) -> bool:
+    pid = _pid(host)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # a zombie child of ours counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def up(release: str = "bookworm", timeout: float = 300.0) -> dict:
+    """Bring the three hosts up (tearing down any left from an earlier run); return timings."""
+    if release not in RELEASES:
+        raise HostError(f"unknown release {release!r}; choose one of {', '.join(RELEASES)}")
+    check_tools()
+    down()
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    STATE.mkdir(parents=True, exist_ok=True)
+    (STATE / "ssh").mkdir(mode=0o700, exist_ok=True)
+    if not ssh_key().exists():
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rtofs-hosts", "-f", ssh_key())
+    bridge_up()
+    cache_up()
+    base = base_root(release)
+    timings["base_root_s"] = time.monotonic() - t0
+    t1 = time.monotonic()
+    wheels = wheelhouse(release)
+    timings["wheelhouse_s"] = time.monotonic() - t1
+    t2 = time.monotonic()
+    for host in hosts():
+        prepare_host(base, host, release)
+        boot(host, wheels)
+    deadline = time.monotonic() + timeout
+    for host in hosts():
+        wait_ssh(host, deadline)
+    timings["boot_to_ssh_s"] = time.monotonic() - t2
+    info = {
+        "release": release,
+        "hosts": HOSTS,
+        "ssh_key": str(ssh_key()),
+        "lustre_standin": str(STATE / "lustre"),
+        "wheelhouse": str(wheels),
+        "apt_proxy": f"http://{GATEWAY}:{ACNG_PORT}",
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+    }
+    (STATE / "cluster.json").write_text(json.dumps(info, indent=2) + "\n")
+    log(f"up: {json.dumps(info['timings'])}")
+    return info
+
+
+def down(grace: float = 30.0) -> None:
+    """Shut every host down (SIGTERM, then SIGKILL), unmount, remove the bridge. Idempotent."""
+    hs = [h for h in hosts() if h.dir.exists()]
+    for h in hs:
+        if _alive(h):
+            os.kill(_pid(h), signal.SIGTERM)  # type: ignore[arg-type]
+    deadline = time.monotonic() + grace
+    for h in hs:
+        while _alive(h) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(h):
+            log(f"{h.name}: no clean shutdown within {grace:.0f} s; killing")
+            os.killpg(_pid(h), signal.SIGKILL)  # type: ignore[arg-type]
+            time.sleep(0.5)
+    for h in hs:
+        if os.path.ismount(h.root):
+            sh("umount", "-l", h.root, check=False)
+        shutil.rmtree(h.dir, ignore_errors=True)
+    shutil.rmtree(STATE / "lustre", ignore_errors=True)
+    (STATE / "cluster.json").unlink(missing_ok=True)
+    bridge_down()
+    cache_down()
+
+
+def status() -> dict:
+    """Which hosts run and whether sshd answers."""
+    out = {}
+    for h in hosts():
+        alive = _alive(h)
+        ok = alive and subprocess.run(
+            [*ssh_args(h.address), "true"], capture_output=True, check=False
+        ).returncode == 0  # fmt: skip
+        out[h.name] = {"address": h.address, "running": alive, "ssh": ok}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up", help="build and boot the three hosts")
+    u.add_argument("--release", default=os.environ.get("RTOFS_HOSTS_RELEASE", "bookworm"))
+    sub.add_parser("down", help="shut the hosts down and remove the bridge")
+    sub.add_parser("status", help="show which hosts run")
+    s = sub.add_parser("ssh", help="run a command on a host as root")
+    s.add_argument("host", choices=sorted(HOSTS))
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "up":
+            print(json.dumps(up(a.release), indent=2))
+        elif a.cmd == "down":
+            down()
+        elif a.cmd == "status":
+            print(json.dumps(status(), indent=2))
+        else:
+            cmd = [c for c in a.command if c != "--"]
+            return subprocess.run([*ssh_args(HOSTS[a.host]), *cmd], check=False).returncode
+    except HostError as e:
+        print(f"hostctl: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

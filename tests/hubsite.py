@@ -1,0 +1,375 @@
+"""A real one-machine site for the hub tests: munge, Slurm, Unix users, the proxy and the hub.
+
+Used by the ``hub`` fixtures of ``conftest.py``. Everything is started the way a site would,
+on loopback ports, and removed afterwards: test users and groups (``userdel -r``), Slurm
+daemons, the proxy and the hub, and munged if this module started it.
+
+The users' servers must run the project's Python as the test users. The project venv's
+interpreter lives under ``/root/.pyenv`` (mode 0700), so :func:`make_user_env` builds a
+world-readable environment from Debian's ``/usr/bin/python3`` (same 3.11 ABI) whose
+``.pth`` file adds the project venv's site-packages, with ``share``/``etc`` linked so
+JupyterLab finds its assets and server extensions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_LOCAL_HUB = REPO / "hub_config" / "run-local-hub"
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+RESEARCHERS = "rtt-researchers"
+ADMINS = "rtt-admins"
+#: name -> groups; rttcarol is a valid Unix user outside the researchers' group.
+USERS = {"rttalice": [RESEARCHERS], "rttbob": [RESEARCHERS, ADMINS], "rttcarol": []}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def outside_address() -> str:
+    """Return a non-loopback IPv4 address of this machine (what compute nodes would use)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    for addr in out:
+        if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", addr) and not addr.startswith("127."):
+            return addr
+    raise RuntimeError("no non-loopback IPv4 address: the hub's connect URL needs one")
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as e:  # a server that is not up yet
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=check).stdout
+
+
+# --- munge and Slurm ------------------------------------------------------------------------
+
+
+def munge_works() -> bool:
+    p = subprocess.run("munge -n | unmunge", shell=True, capture_output=True)
+    return p.returncode == 0
+
+
+def start_munge() -> int | None:
+    """Start munged unless one answers; return its pid when this call started it."""
+    if munge_works():
+        return None
+    run = Path("/run/munge")
+    run.mkdir(exist_ok=True)
+    shutil.chown(run, "munge", "munge")
+    subprocess.run(["runuser", "-u", "munge", "--", "munged"], check=True)
+    wait_for(munge_works, 10, "munged")
+    return int((run / "munged.pid").read_text())
+
+
+SLURM_CONF = """\
+ClusterName=rtofs-hub-test
+SlurmctldHost=localhost
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation={base}/state
+SlurmdSpoolDir={base}/spool
+SlurmctldPidFile={base}/slurmctld.pid
+SlurmdPidFile={base}/slurmd.pid
+SlurmctldLogFile={base}/slurmctld.log
+SlurmdLogFile={base}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# Declare enough for the profiles even on a small test machine.
+SlurmdParameters=config_overrides
+ReturnToService=2
+MpiDefault=none
+NodeName=localhost CPUs=8 RealMemory=16000 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@dataclass
+class Slurm:
+    base: Path
+    conf: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def squeue(self, user: str, fmt: str = "%i %T %C %m %l") -> list[str]:
+        out = sh("squeue", "-h", "-u", user, "-o", fmt, env=self.env)
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def start_slurm(base: Path) -> Slurm:
+    base.mkdir()
+    for sub in ("state", "spool"):
+        (base / sub).mkdir()
+    conf = base / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(base=base, ctld_port=free_port(), slurmd_port=free_port()))
+    conf.chmod(0o644)
+    slurm = Slurm(base, conf)
+    log = open(base / "daemons.out", "ab")  # noqa: SIM115 (kept open for the daemons' lifetime)
+    for cmd in (["slurmctld", "-D", "-i"], ["slurmd", "-D", "-N", "localhost"]):
+        slurm.procs.append(
+            subprocess.Popen(cmd, env=slurm.env, stdout=log, stderr=log, start_new_session=True)
+        )
+    wait_for(
+        lambda: "idle" in sh("sinfo", "-h", "-o", "%T", env=slurm.env),
+        30,
+        f"Slurm node idle (logs in {base})",
+    )
+    return slurm
+
+
+# --- users and the user environment ---------------------------------------------------------
+
+
+def create_users() -> dict[str, str]:
+    """Create the test groups and users with random passwords; return name -> password."""
+    for g in (RESEARCHERS, ADMINS):
+        subprocess.run(["groupadd", g], check=True)
+    passwords = {}
+    for name, groups in USERS.items():
+        cmd = ["useradd", "-m", "-s", "/bin/bash", name]
+        if groups:
+            cmd[1:1] = ["-G", ",".join(groups)]
+        subprocess.run(cmd, check=True)
+        passwords[name] = secrets.token_urlsafe(12)
+        subprocess.run(["chpasswd"], input=f"{name}:{passwords[name]}\n", text=True, check=True)
+    return passwords
+
+
+def remove_users() -> None:
+    for name in USERS:
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+    for g in (RESEARCHERS, ADMINS):
+        subprocess.run(["groupdel", g], capture_output=True)
+
+
+def make_user_env(target: Path) -> Path:
+    """Build a world-readable Python environment that runs the project's code (see module doc)."""
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(target)], check=True)
+    site = REPO / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = site / "site-packages"
+    (target / "lib" / site.parent.name / "site-packages" / "rtofs-project.pth").write_text(
+        f"import site; site.addsitedir({str(site)!r})\n"
+    )
+    for name in ("share", "etc"):
+        (target / name).symlink_to(REPO / ".venv" / name)
+    for script in ("jupyterhub-singleuser", "batchspawner-singleuser"):
+        text = (REPO / ".venv" / "bin" / script).read_text().splitlines()
+        text[0] = f"#!{target / 'bin' / 'python'}"
+        path = target / "bin" / script
+        path.write_text("\n".join(text) + "\n")
+        path.chmod(0o755)
+    return target
+
+
+# --- the hub --------------------------------------------------------------------------------
+
+
+@dataclass
+class HubSite:
+    base: Path
+    settings: Path
+    state: Path
+    url: str
+    passwords: dict[str, str]
+    slurm: Slurm
+    maps: Path
+    shared: Path
+    culler_timeout: int
+    hub_env: dict[str, str]
+    proxy: subprocess.Popen | None = None
+    hub: subprocess.Popen | None = None
+
+    def start_proxy(self) -> None:
+        log = open(self.base / "proxy.log", "ab")  # noqa: SIM115
+        self.proxy = subprocess.Popen(
+            [str(RUN_LOCAL_HUB), "--settings", str(self.settings), "proxy"],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+
+    def start_hub(self) -> None:
+        log = open(self.base / "hub.log", "ab")  # noqa: SIM115
+        self.hub = subprocess.Popen(
+            [str(RUN_LOCAL_HUB), "--settings", str(self.settings), "hub"],
+            stdout=log,
+            stderr=log,
+            env=self.hub_env,
+            start_new_session=True,
+        )
+        wait_for(self._hub_up, 60, f"the hub (log {self.base / 'hub.log'})")
+
+    def _hub_up(self) -> bool:
+        if self.hub is not None and self.hub.poll() is not None:
+            raise RuntimeError(f"hub exited with {self.hub.returncode}; see {self.base}/hub.log")
+        return requests.get(f"{self.url}/hub/api/", timeout=5).status_code == 200
+
+    def stop_hub(self) -> None:
+        if self.hub is not None and self.hub.poll() is None:
+            self.hub.send_signal(signal.SIGTERM)
+            self.hub.wait(timeout=30)
+
+    def restart_hub(self) -> None:
+        self.stop_hub()
+        self.start_hub()
+
+    def stop(self) -> None:
+        self.stop_hub()
+        if self.proxy is not None and self.proxy.poll() is None:
+            self.proxy.terminate()
+            self.proxy.wait(timeout=15)
+
+
+def write_settings(base: Path, **values: object) -> Path:
+    lines = []
+    for table, entries in values.items():
+        lines.append(f"[{table}]")
+        for key, value in entries.items():  # type: ignore[attr-defined]
+            if isinstance(value, str):
+                value = f'"{value}"'
+            elif isinstance(value, bool):
+                value = str(value).lower()
+            elif isinstance(value, dict):
+                value = "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
+            lines.append(f"{key} = {value}")
+        lines.append("")
+    path = base / "hub.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def start_site(base: Path) -> HubSite:
+    """Start Slurm, create users, write settings, start the proxy and the hub."""
+    slurm = start_slurm(base / "slurm")
+    passwords = create_users()
+    user_env = make_user_env(base / "userenv")
+    maps = base / "maps"
+    maps.mkdir()
+    (maps / "index.html").write_text("<html><body><h1>RTOFS test maps</h1></body></html>")
+    state = base / "state"
+    public, hub_port, api_port, dash_port = (free_port() for _ in range(4))
+    culler_timeout = 1800
+    settings = write_settings(
+        base,
+        hub={
+            "bind_url": f"http://127.0.0.1:{public}/",
+            "hub_bind_url": f"http://0.0.0.0:{hub_port}",
+            "hub_connect_url": f"http://{outside_address()}:{hub_port}",
+            "proxy_api_url": f"http://127.0.0.1:{api_port}",
+            "state_dir": str(state),
+            "log_level": "DEBUG",
+        },
+        groups={"users": RESEARCHERS, "admins": ADMINS},
+        spawner={
+            "kind": "slurm",
+            "user_env": str(user_env),
+            "start_timeout": 120,
+            "http_timeout": 90,
+            "environment": {"SLURM_CONF": str(slurm.conf)},
+        },
+        culler={"timeout": culler_timeout, "every": 600},
+        dashboard={"maps": str(maps), "port": dash_port},
+        shared={"root": str(base / "shared")},
+    )
+    # A careless site passes the proxy token to the hub's environment too: it must still
+    # not reach the users' jobs.
+    proxy_token_hint = "CONFIGPROXY_AUTH_TOKEN"
+    site = HubSite(
+        base=base,
+        settings=settings,
+        state=state,
+        url=f"http://127.0.0.1:{public}",
+        passwords=passwords,
+        slurm=slurm,
+        maps=maps,
+        shared=base / "shared",
+        culler_timeout=culler_timeout,
+        hub_env={**slurm.env},
+    )
+    site.start_proxy()
+    wait_for(lambda: port_open(api_port), 20, "the proxy")
+    from rtofs_lib.hub.secrets import hub_secrets
+
+    cookie, token = hub_secrets(state)
+    site.hub_env[proxy_token_hint] = token
+    site.hub_env["JPY_COOKIE_SECRET"] = cookie
+    site.start_hub()
+    return site
+
+
+def make_base() -> Path:
+    """A world-traversable scratch folder (pytest's tmp folders are private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="rtofs-hub-", dir="/tmp"))
+    base.chmod(0o755)
+    return base
+
+
+def teardown(site: HubSite | None, slurm_users: list[str], munge_pid: int | None, base: Path):
+    if site is not None:
+        for user in slurm_users:
+            subprocess.run(["scancel", "-u", user], env=site.slurm.env, capture_output=True)
+        site.stop()
+        site.slurm.stop()
+    logs = Path(os.environ.get("RTOFS_TEST_ARTIFACTS", REPO / "test-artifacts")) / "hub-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for log in [*base.glob("*.log"), *base.glob("slurm/*.log"), *Path("/home").glob("rtt*/*.log")]:
+        shutil.copy(log, logs / f"{log.parent.name}-{log.name}")
+    remove_users()
+    if munge_pid is not None:
+        os.kill(munge_pid, signal.SIGTERM)
+    shutil.rmtree(base, ignore_errors=True)

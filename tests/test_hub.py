@@ -1,0 +1,379 @@
+"""The multi-user hub, for real: PAM users, Slurm jobs, the proxy, the hub and its services.
+
+The ``hub_site`` fixture (``tests/hubsite.py``) starts munge, slurmctld/slurmd, creates Unix
+users, and runs ``hub_config/run-local-hub`` (proxy and hub as separate processes). Tests talk
+HTTP to the proxy as a browser does. Settings and secrets checks at the top need none of that.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from rtofs_lib.errors import ConfigError
+from rtofs_lib.hub import settings as hub_settings
+from rtofs_lib.hub.config import configure, hub_connect_url
+from rtofs_lib.hub.publish import publish
+from rtofs_lib.hub.secrets import ensure_secret, hub_secrets
+
+pytestmark = pytest.mark.timeout(300)
+
+RUN_LOCAL_HUB = Path(__file__).resolve().parents[1] / "hub_config" / "run-local-hub"
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_settings_defaults_then_file_then_dropins_in_sorted_order(tmp_path):
+    main = tmp_path / "hub.toml"
+    main.write_text('[culler]\ntimeout = 600\n[groups]\nusers = "ocean"\n')
+    (tmp_path / "hub.d").mkdir()
+    (tmp_path / "hub.d" / "20-late.toml").write_text("[culler]\ntimeout = 900\n")
+    (tmp_path / "hub.d" / "10-early.toml").write_text(
+        '[culler]\ntimeout = 700\n[profiles.gpu]\ncpus = 8\nmemory = "32G"\nruntime = "02:00:00"\n'
+    )
+    s = hub_settings.load(main)
+    assert s["culler"]["timeout"] == 900  # 20-late wins over 10-early over the file
+    assert s["groups"] == {"users": "ocean", "admins": "admins"}  # default kept
+    assert list(hub_settings.profiles(s)) == ["small", "large", "gpu"]
+
+
+def test_settings_unknown_key_names_the_file_and_key(tmp_path):
+    main = tmp_path / "hub.toml"
+    main.write_text("[culler]\ntimeuot = 600\n")
+    with pytest.raises(ConfigError, match=r"hub\.toml: unknown setting 'culler\.timeuot'"):
+        hub_settings.load(main)
+
+
+def test_settings_wrong_type_is_refused(tmp_path):
+    main = tmp_path / "hub.toml"
+    main.write_text('[culler]\ntimeout = "10 minutes"\n')
+    with pytest.raises(ConfigError, match=r"culler\.timeout must be a int"):
+        hub_settings.load(main)
+
+
+def test_profile_with_bad_memory_is_refused(tmp_path):
+    main = tmp_path / "hub.toml"
+    main.write_text('[profiles.small]\nmemory = "2G\\n#SBATCH --uid=0"\n')
+    with pytest.raises(ConfigError, match=r"profiles\.small\.memory must look like 2G"):
+        hub_settings.load(main)
+
+
+def test_slurm_needs_a_hub_address_the_workers_can_reach(tmp_path):
+    main = tmp_path / "hub.toml"
+    main.write_text('[hub]\nhub_connect_url = "http://127.0.0.1:8081"\n')
+    with pytest.raises(ConfigError, match=r"hub_connect_url.*compute nodes can reach"):
+        hub_connect_url(hub_settings.load(main))
+
+
+def test_config_uses_an_external_proxy_and_keeps_servers_on_shutdown(tmp_path):
+    from traitlets.config import Config
+
+    main = tmp_path / "hub.toml"
+    main.write_text(
+        f'[hub]\nhub_connect_url = "http://hub.example:8081"\nstate_dir = "{tmp_path}/state"\n'
+    )
+    c = Config()
+    configure(c, hub_settings.load(main))
+    assert c.ConfigurableHTTPProxy.should_start is False
+    token = (tmp_path / "state" / "proxy_auth_token").read_text().strip()
+    assert c.ConfigurableHTTPProxy.auth_token == token
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path}/state/jupyterhub.sqlite"
+    assert c.JupyterHub.hub_connect_url == "http://hub.example:8081"
+    assert c.Spawner.default_url == "/lab"
+    assert c.Spawner.notebook_dir == "~"
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def test_secrets_are_generated_once_into_private_files(tmp_path):
+    cookie, token = hub_secrets(tmp_path / "state")
+    assert len(bytes.fromhex(cookie)) == 32
+    assert cookie != token
+    for name in ("jupyterhub_cookie_secret", "proxy_auth_token"):
+        assert (tmp_path / "state" / name).stat().st_mode & 0o777 == 0o600
+    assert hub_secrets(tmp_path / "state") == (cookie, token)
+
+
+def test_world_readable_secret_is_refused(tmp_path):
+    path = tmp_path / "secret"
+    ensure_secret(path)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"mode 0644.*chmod 600"):
+        ensure_secret(path)
+
+
+# --- the running hub -------------------------------------------------------------------------
+
+
+def login(site, user: str, password: str | None = None) -> requests.Session:
+    """Log in through the login form as a browser does; return the session."""
+    s = requests.Session()
+    page = s.get(f"{site.url}/hub/login")
+    page.raise_for_status()
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    r = s.post(
+        f"{site.url}/hub/login",
+        data={"username": user, "password": password or site.passwords[user], "_xsrf": xsrf},
+    )
+    s.last = r  # type: ignore[attr-defined]
+    return s
+
+
+def xsrf(s: requests.Session) -> str:
+    return s.cookies.get("_xsrf", path="/hub/")
+
+
+def logged_in(s: requests.Session, site) -> bool:
+    r = s.get(f"{site.url}/hub/home", allow_redirects=False)
+    return r.status_code == 200
+
+
+def test_secret_files_of_the_running_hub_are_private(hub_site):
+    for name in ("jupyterhub_cookie_secret", "proxy_auth_token"):
+        assert (hub_site.state / name).stat().st_mode & 0o777 == 0o600
+    assert hub_site.state.stat().st_mode & 0o777 == 0o700
+
+
+def test_hub_refuses_to_start_with_a_world_readable_secret(hub_site, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "jupyterhub_cookie_secret").write_text("ab" * 32)
+    (state / "jupyterhub_cookie_secret").chmod(0o644)
+    settings = tmp_path / "hub.toml"
+    text = hub_site.settings.read_text().replace(str(hub_site.state), str(state))
+    settings.write_text(text)
+    p = subprocess.run(
+        [str(RUN_LOCAL_HUB), "--settings", str(settings), "hub"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode != 0
+    assert "jupyterhub_cookie_secret: secret file has mode 0644" in p.stderr
+
+
+def test_researcher_logs_in_with_the_unix_password(hub_site):
+    s = login(hub_site, "rttalice")
+    assert logged_in(s, hub_site)
+
+
+def test_wrong_password_is_refused(hub_site):
+    s = login(hub_site, "rttalice", "not-the-password")
+    assert s.last.status_code == 403
+    assert not logged_in(s, hub_site)
+
+
+def test_user_outside_the_researchers_group_cannot_log_in(hub_site):
+    s = login(hub_site, "rttcarol")
+    assert not logged_in(s, hub_site)
+
+
+def test_admin_reaches_the_admin_page_and_a_researcher_does_not(hub_site):
+    admin = login(hub_site, "rttbob")
+    assert admin.get(f"{hub_site.url}/hub/admin").status_code == 200
+    researcher = login(hub_site, "rttalice")
+    assert researcher.get(f"{hub_site.url}/hub/admin").status_code == 403
+
+
+def test_spawn_form_offers_the_admin_profiles(hub_site):
+    s = login(hub_site, "rttbob")
+    page = s.get(f"{hub_site.url}/hub/spawn").text
+    assert 'value="small"' in page and 'value="large"' in page
+    assert "4 CPU, 8G memory, 08:00:00" in page
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"profile": "small\n#SBATCH --uid=0"},
+        {"profile": "small", "options": "--uid=0"},
+        {"profile": "huge"},
+    ],
+    ids=["sbatch-line-in-profile", "extra-field", "unknown-profile"],
+)
+def test_injected_spawn_options_are_rejected_before_submitting(hub_site, form):
+    s = login(hub_site, "rttbob")
+    r = s.post(f"{hub_site.url}/hub/spawn", data={**form, "_xsrf": xsrf(s)})
+    assert r.status_code == 400
+    assert hub_site.slurm.squeue("rttbob") == []
+
+
+def test_api_spawn_with_extra_options_is_rejected(hub_site):
+    s = login(hub_site, "rttbob")
+    r = s.post(
+        f"{hub_site.url}/hub/api/users/rttbob/server",
+        json={"profile": "small", "req_options": "--uid=0"},
+        headers={"X-XSRFToken": xsrf(s)},
+    )
+    assert r.status_code == 400
+    assert hub_site.slurm.squeue("rttbob") == []
+
+
+@pytest.fixture(scope="module")
+def alice_server(hub_site):
+    """rttalice logged in, her server spawned with the small profile through Slurm."""
+    s = login(hub_site, "rttalice")
+    r = s.post(f"{hub_site.url}/hub/spawn", data={"profile": "small", "_xsrf": xsrf(s)})
+    assert r.status_code == 200, r.text[:500]
+    status_url = f"{hub_site.url}/user/rttalice/api/status"
+
+    def up():
+        r = s.get(status_url, timeout=10)
+        return r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+
+    from hubsite import wait_for
+
+    wait_for(up, 150, f"rttalice's server (hub log {hub_site.base}/hub.log)", interval=1)
+    return s
+
+
+def test_spawned_job_has_the_profile_resources(hub_site, alice_server):
+    (line,) = hub_site.slurm.squeue("rttalice", "%T %C %m %l %j")
+    assert line.split() == ["RUNNING", "1", "2G", "8:00:00", "spawner-jupyterhub"]
+
+
+def test_server_answers_through_the_proxy(hub_site, alice_server):
+    r = alice_server.get(f"{hub_site.url}/user/rttalice/api/status")
+    assert r.status_code == 200
+    assert "started" in r.json()
+
+
+def server_pid(user: str) -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            owner = proc.stat().st_uid
+        except OSError:
+            continue
+        if any(b"jupyterhub-singleuser" in part for part in cmd) and owner == _uid(user):
+            return int(proc.name)
+    raise AssertionError(f"no jupyterhub-singleuser process of {user}")
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
+def test_job_environment_holds_no_hub_secrets(hub_site, alice_server):
+    env = dict(
+        item.split(b"=", 1)
+        for item in Path(f"/proc/{server_pid('rttalice')}/environ").read_bytes().split(b"\0")
+        if b"=" in item
+    )
+    cookie, token = hub_secrets(hub_site.state)
+    assert b"JUPYTERHUB_API_TOKEN" in env  # the server's own token does reach it
+    assert b"JPY_COOKIE_SECRET" not in env
+    assert b"CONFIGPROXY_AUTH_TOKEN" not in env
+    values = b"\n".join(env.values())
+    assert cookie.encode() not in values
+    assert token.encode() not in values
+
+
+def test_users_own_web_ui_is_reachable_under_proxy_route(hub_site, alice_server):
+    """A Spark UI on port 4040 is at /user/<name>/proxy/4040/; any local port works alike."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"spark-ui-stand-in")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        r = alice_server.get(f"{hub_site.url}/user/rttalice/proxy/{port}/")
+        assert r.status_code == 200
+        assert r.text == "spark-ui-stand-in"
+    finally:
+        server.shutdown()
+
+
+def test_dashboard_refuses_an_anonymous_request(hub_site):
+    r = requests.get(f"{hub_site.url}/services/maps/", allow_redirects=True)
+    assert "RTOFS test maps" not in r.text
+    assert "/hub/login" in r.url
+
+
+def test_dashboard_serves_the_maps_to_a_logged_in_user(hub_site):
+    s = login(hub_site, "rttalice")
+    r = s.get(f"{hub_site.url}/services/maps/")
+    assert r.status_code == 200
+    assert "RTOFS test maps" in r.text
+
+
+def test_idle_culler_runs_with_the_configured_timeout(hub_site):
+    admin = login(hub_site, "rttbob")
+    r = admin.get(f"{hub_site.url}/hub/api/services", headers={"X-XSRFToken": xsrf(admin)})
+    r.raise_for_status()
+    culler = r.json()["idle-culler"]
+    assert f"--timeout={hub_site.culler_timeout}" in culler["command"]
+    assert culler["pid"] > 0
+    os.kill(culler["pid"], 0)  # the process is alive
+
+
+def test_hub_restart_keeps_user_servers_running(hub_site, alice_server):
+    before = hub_site.slurm.squeue("rttalice", "%i %T")
+    pid = server_pid("rttalice")
+    hub_site.restart_hub()
+    assert hub_site.slurm.squeue("rttalice", "%i %T") == before
+    assert server_pid("rttalice") == pid
+    r = alice_server.get(f"{hub_site.url}/user/rttalice/api/status")
+    assert r.status_code == 200
+    # and the hub still knows the server after its restart
+    me = alice_server.get(
+        f"{hub_site.url}/hub/api/user", headers={"X-XSRFToken": xsrf(alice_server)}
+    )
+    assert me.json()["servers"][""]["ready"] is True
+
+
+# --- shared notebooks ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published(hub_site):
+    examples = hub_site.base / "examples-src"
+    examples.mkdir()
+    (examples / "01-sst.ipynb").write_text('{"cells": [], "nbformat": 4, "nbformat_minor": 5}')
+    publish(examples, hub_site.shared, group="rtt-researchers")
+    return hub_site.shared
+
+
+def as_user(user: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["runuser", "-u", user, "--", "sh", "-c", command], capture_output=True, text=True
+    )
+
+
+def test_examples_are_readable_by_everyone_and_writable_by_nobody(published):
+    nb = published / "examples" / "01-sst.ipynb"
+    assert as_user("rttcarol", f"cat {nb}").returncode == 0
+    assert as_user("rttalice", f"echo x >> {nb}").returncode != 0
+    assert as_user("rttalice", f"touch {published}/examples/new.ipynb").returncode != 0
+
+
+def test_collab_folder_is_group_writable_with_group_ownership(published):
+    collab = published / "collab"
+    assert as_user("rttalice", f"umask 002; echo hi > {collab}/notes.txt").returncode == 0
+    import grp
+
+    assert grp.getgrgid((collab / "notes.txt").stat().st_gid).gr_name == "rtt-researchers"
+    assert as_user("rttbob", f"echo more >> {collab}/notes.txt").returncode == 0
+    assert as_user("rttcarol", f"touch {collab}/intruder.txt").returncode != 0
