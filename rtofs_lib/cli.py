@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "demo",
     "animate",
     "kernel",
+    "hub",
 )
 
 

@@ -113,7 +113,7 @@ def read_days(maps: str | Path) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: d.get("date", ""), reverse=True)
 
 
-# --- the region-statistics plot ---------------------------------------------------------------
+# --- the region-statistics plot ------------------------------------------------------------------
 
 
 def stats_svg(rows: Iterable[dict[str, Any]], *, width: int = 640, height: int = 240) -> str:
@@ -180,12 +180,13 @@ def stats_svg(rows: Iterable[dict[str, Any]], *, width: int = 640, height: int =
     return "".join(parts)
 
 
-# --- the page --------------------------------------------------------------------------------------
+# --- the page ------------------------------------------------------------------------------------
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1rem 2rem; color: #222; }
 nav.days a, nav.steps a { margin-right: .6em; }
-nav.days { position: sticky; top: 0; background: #fff; padding: .4em 0; border-bottom: 1px solid #ddd; }
+nav.days { position: sticky; top: 0; background: #fff; padding: .4em 0;
+           border-bottom: 1px solid #ddd; }
 section.day { margin-top: 1.5rem; }
 .grid { display: flex; flex-wrap: wrap; gap: .8rem; }
 figure { margin: 0; width: 300px; }
@@ -213,9 +214,8 @@ def _day_html(doc: dict[str, Any], *, shown: bool) -> str:
         + "</p>"
     )
     for f in doc.get("failed", []):
-        out.append(
-            f'<p class="failed">Failed: {html.escape(f["file"])}: {html.escape(str(f["error"]))}</p>'
-        )
+        text = f"Failed: {f['file']}: {f['error']}"
+        out.append(f'<p class="failed">{html.escape(text)}</p>')
     if not shown:
         return "".join([*out, "</section>"])
     out.append(stats_svg(doc.get("region_stats", [])))

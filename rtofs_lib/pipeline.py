@@ -119,6 +119,8 @@ class RunReport:
     results: list[FileResult]
     seconds: float = 0.0
     outputs: list[Path] = field(default_factory=list)
+    #: Task attempts Spark lost and ran again (a worker died, say).
+    retried: int = 0
 
     def _with(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
@@ -152,6 +154,8 @@ class RunReport:
             f"{len(self.skipped)} up to date, {len(self.failed)} failed "
             f"in {self.seconds:.1f} s; maps in {self.maps}"
         ]
+        if self.retried:
+            lines.append(f"  {self.retried} task attempts were lost and run again")
         lines += [f"  failed: {r.name}: {r.error}" for r in self.failed]
         return "\n".join(lines)
 
@@ -234,6 +238,8 @@ def render_one(task: Task) -> FileResult:
             folder = day / Path(task.path).stem
             _write_json(folder / STATS_FILE, {"source": task.path, "rows": result.stats})
             result.outputs.append(str((folder / STATS_FILE).relative_to(day)))
+    except (ImportError, MemoryError):
+        raise  # the worker's environment, not the file: let Spark retry elsewhere
     except Exception as e:  # a bad file must not stop the others
         result.status = "failed"
         result.error = f"{type(e).__name__}: {e}"
@@ -258,7 +264,7 @@ def prepare_grid(
         regrid.get_index(lat, lon, render.raster_for(None, size), cache_dir, key=key)
 
 
-# --- running ---------------------------------------------------------------------------------------
+# --- running -------------------------------------------------------------------------------------
 
 Progress = Callable[[FileResult, int, int], None]
 
@@ -273,9 +279,13 @@ def _run_serial(tasks: Sequence[Task], progress: Progress | None) -> list[FileRe
     return out
 
 
+#: Spark job group of the rendering job (for the status tracker and cancelling).
+JOB_GROUP = "rtofs-render"
+
+
 def _run_spark(
     spark: SparkSession, tasks: Sequence[Task], progress: Progress | None
-) -> list[FileResult]:
+) -> tuple[list[FileResult], int]:
     from pyspark.accumulators import AccumulatorParam
 
     class _Names(AccumulatorParam):
@@ -310,11 +320,13 @@ def _run_spark(
 
     watcher = threading.Thread(target=poll, name="rtofs-progress", daemon=True)
     watcher.start()
-    sc.setJobDescription(f"rtofs: render {len(tasks)} files")
+    sc.setJobGroup(JOB_GROUP, f"rtofs: render {len(tasks)} files")
+    tracker = sc.statusTracker()
+    before = set(tracker.getJobIdsForGroup(JOB_GROUP))
     try:
         results = sc.parallelize(list(tasks), len(tasks)).map(task_fn).collect()
     except KeyboardInterrupt:
-        sc.cancelAllJobs()
+        sc.cancelJobGroup(JOB_GROUP)
         raise
     finally:
         stop.set()
@@ -325,7 +337,18 @@ def _run_spark(
             seen.add(r.path)
             if progress:
                 progress(r, len(seen), len(tasks))
-    return results
+    jobs = set(tracker.getJobIdsForGroup(JOB_GROUP)) - before
+    return results, _failed_attempts(tracker, jobs)
+
+
+def _failed_attempts(tracker, job_ids: Iterable[int]) -> int:
+    failed = 0
+    for jid in job_ids:
+        job = tracker.getJobInfo(jid)
+        for sid in job.stageIds if job else ():
+            stage = tracker.getStageInfo(sid)
+            failed += stage.numFailedTasks if stage else 0
+    return failed
 
 
 def _dates_for(
@@ -448,18 +471,23 @@ def run(
 
     def execute(session: SparkSession | None) -> RunReport:
         results: list[FileResult] = []
+        retried = 0
         if todo:
             cache.mkdir(parents=True, exist_ok=True)
             for d in {t.day_maps for t in todo}:
                 Path(d).mkdir(parents=True, exist_ok=True)
             prepare_grid(todo[0].path, sizes=sizes, cache_dir=cache)
             if session is not None:
-                results = _run_spark(session, todo, shifted)
+                results, retried = _run_spark(session, todo, shifted)
             else:
                 results = _run_serial(todo, shifted)
         label = session.sparkContext.master if session is not None else SERIAL
         report = RunReport(
-            dates=days, master=label, maps=maps, results=_in_order(tasks, skipped + results)
+            dates=days,
+            master=label,
+            maps=maps,
+            results=_in_order(tasks, skipped + results),
+            retried=retried,
         )
         report.outputs = _finish_days(report, tasks, todo, spark=session, dashboard=dashboard)
         return report

@@ -36,8 +36,8 @@ import datetime as dt
 import itertools
 import math
 import os
-import tempfile
 import threading
+import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -230,7 +230,7 @@ def quantise(
     np.multiply(values, scale, out=work)
     work -= np.float32(vmin) * scale
     np.clip(work, 0, N_COLORS - 1, out=work)  # NaN stays NaN
-    np.nan_to_num(work, copy=False, nan=LAND)
+    np.putmask(work, np.isnan(work), np.float32(LAND))
     if out is None:
         out = np.empty(values.shape, dtype=np.uint8)
     np.copyto(out, work, casting="unsafe")  # truncation: floor for values >= 0
@@ -527,15 +527,35 @@ def _info_text(valid_time: dt.datetime | None, step: str = "", depth: float | No
 class _Plan:
     """A raster's gather index prepared for the fast path."""
 
-    index: np.ndarray  # intp (H, W); -1 replaced by 0
-    nodata: tuple[np.ndarray, np.ndarray]  # (rows, cols) of pixels without a grid point
+    index: np.ndarray  # int32 (H, W) flat indices into the grid; -1: no grid point
+    nodata: tuple[np.ndarray, np.ndarray]  # (rows, cols) of the -1 pixels
 
 
 _PLAN_LOCK = threading.Lock()
 _PLANS: OrderedDict[tuple[str, str], _Plan] = OrderedDict()
 _MAX_PLANS = 16
-#: Grid keys by a cheap per-file signature (shape and corner coordinates).
+#: Pixels gathered per block: keeps temporaries small (and in cache) on 10-Mpixel maps.
+_BLOCK = 1 << 18
+#: Grid keys by a cheap per-file signature (shape and a few coordinates).
 _SIGNATURES: dict[tuple, str] = {}
+
+
+def _load_cached_index(key: str, raster: Raster, cache_dir: str | Path | None):
+    """The index regrid cached on disk for (key, raster), or None (then regrid builds it).
+
+    Loading it here needs no grid coordinates, so a fresh worker process does not read
+    Latitude/Longitude at all once the index exists.
+    """
+    if cache_dir is None:
+        return None
+    path = Path(cache_dir) / f"index-{key}-{raster.key}.npy"
+    try:
+        index = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if index.shape != (raster.height, raster.width) or index.dtype != np.int32:
+        return None
+    return index
 
 
 def _plan(key: str, raster: Raster, grid, cache_dir: str | Path | None) -> _Plan:
@@ -548,11 +568,11 @@ def _plan(key: str, raster: Raster, grid, cache_dir: str | Path | None) -> _Plan
         if plan is not None:
             _PLANS.move_to_end(memo)
             return plan
-    lat, lon = grid()
-    index = regrid.get_index(lat, lon, raster, cache_dir, key=key)
-    missing = index < 0
-    plan = _Plan(index=np.where(missing, 0, index).astype(np.intp), nodata=np.nonzero(missing))
-    plan.index.setflags(write=False)
+    index = _load_cached_index(key, raster, cache_dir)
+    if index is None:
+        lat, lon = grid()
+        index = regrid.get_index(lat, lon, raster, cache_dir, key=key)
+    plan = _Plan(index=index, nodata=np.nonzero(index < 0))
     with _PLAN_LOCK:
         _PLANS[memo] = plan
         while len(_PLANS) > _MAX_PLANS:
@@ -561,10 +581,20 @@ def _plan(key: str, raster: Raster, grid, cache_dir: str | Path | None) -> _Plan
 
 
 def _gather_into(out: np.ndarray, values: np.ndarray, plan: _Plan, style: FieldStyle) -> None:
-    """Fill ``out`` (uint8 view, raster shape) with palette indices of ``values`` on the raster."""
+    """Fill ``out`` (uint8 view, raster shape) with palette indices of ``values`` on the raster.
+
+    Gathers and quantises in row blocks: a float32 scratch of ~1 MB instead of a copy of
+    the whole map. Index -1 picks the last element; those pixels are set to LAND after.
+    """
     flat = values.reshape(-1)
-    gathered = np.take(flat, plan.index)
-    quantise(gathered, style.vmin, style.vmax, out=out, work=gathered)
+    height, width = plan.index.shape
+    rows = max(1, _BLOCK // width)
+    work = np.empty((min(rows, height), width), dtype=np.float32)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        block = work[: r1 - r0]
+        np.take(flat, plan.index[r0:r1], out=block)
+        quantise(block, style.vmin, style.vmax, out=out[r0:r1], work=block)
     out[plan.nodata] = LAND
 
 
@@ -731,7 +761,9 @@ def output_path(
 def _save_png(image: PILImage.Image, dest: Path) -> None:
     """Write ``image`` to ``dest`` atomically (temporary file beside it, then rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # os.open with 0o666 honours the umask (mkstemp would make maps readable by owner only)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
@@ -742,7 +774,7 @@ def _save_png(image: PILImage.Image, dest: Path) -> None:
 
 
 def _grid_signature(path: Path) -> tuple:
-    """A cheap identity of a file's grid: shape and a few corner coordinates (4 chunks read)."""
+    """A cheap identity of a file's grid: shape and the first and last coordinates (4 chunks)."""
     import netCDF4
 
     with netCDF4.Dataset(path, "r") as nc:
@@ -752,12 +784,18 @@ def _grid_signature(path: Path) -> tuple:
             var.set_auto_maskandscale(False)
             sig.append(np.asarray(var[0, :4]).tobytes())
             sig.append(np.asarray(var[-2, -4:]).tobytes())
-            sig.append(np.asarray(var[var.shape[0] // 2, var.shape[1] // 2]).tobytes())
     return tuple(sig)
 
 
-def _grid_key_for(path: Path) -> tuple[str, object]:
-    """Return the grid key of ``path`` and a loader of its (lat, lon); hashing once per grid."""
+def _grid_key_for(path: Path, cache_dir: str | Path | None) -> tuple[str, object]:
+    """Return the grid key of ``path`` and a loader of its (lat, lon).
+
+    The key (a hash of the full coordinates) is computed once per grid and remembered by
+    the file's grid signature, in memory and in ``cache_dir``: later files, and fresh
+    processes, read only a few coordinate chunks to know their grid.
+    """
+    import hashlib
+
     from rtofs_lib import reader, regrid
 
     loaded: list = []
@@ -769,10 +807,27 @@ def _grid_key_for(path: Path) -> tuple[str, object]:
 
     sig = _grid_signature(path)
     key = _SIGNATURES.get(sig)
+    if key is not None:
+        return key, grid
+    digest = hashlib.blake2b(repr(sig).encode(), digest_size=10).hexdigest()
+    note = Path(cache_dir) / f"gridsig-{digest}.txt" if cache_dir is not None else None
+    if note is not None:
+        try:
+            key = note.read_text().strip() or None
+        except OSError:
+            key = None
     if key is None:
         lat, lon = grid()
         key = regrid.grid_key(lat, lon)
-        _SIGNATURES[sig] = key
+        if note is not None:
+            try:
+                note.parent.mkdir(parents=True, exist_ok=True)
+                tmp = note.with_name(f".{note.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+                tmp.write_text(key + "\n")
+                tmp.replace(note)
+            except OSError:
+                pass  # a read-only cache still works, only slower
+    _SIGNATURES[sig] = key
     return key, grid
 
 
@@ -843,7 +898,7 @@ def render_file(
     for style in styles:
         data, values = _read_values(path, style, depth)
         if key_grid is None:
-            key_grid = _grid_key_for(path)
+            key_grid = _grid_key_for(path, cache_dir)
         key, grid = key_grid
         info = _info_text(data.valid_time, data.step, data.depth)
         for size, raster in zip(sizes, rasters, strict=True):
@@ -873,6 +928,6 @@ def prepare(
         from rtofs_lib import config
 
         cache_dir = config.load().cache
-    key, grid = _grid_key_for(path)
+    key, grid = _grid_key_for(path, cache_dir)
     for size in sizes:
         _plan(key, raster_for(region, size), grid, cache_dir)

@@ -44,6 +44,23 @@ EXECUTOR_ENV = {
     "HDF5_USE_FILE_LOCKING": "FALSE",
 }
 
+#: Driver logging: errors only, plus the scheduler's warnings about lost tasks and
+#: executors (which say why a task was retried). Used unless you pass your own
+#: ``spark.driver.extraJavaOptions``.
+LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasks.level = warn
+logger.sched.name = org.apache.spark.scheduler.TaskSchedulerImpl
+logger.sched.level = warn
+"""
+
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 
 
@@ -215,16 +232,32 @@ def session(
     props = default_conf(
         s, app_name=app_name, progress=progress, executor_cores=int(cores) if cores else None
     )
+    resolved = master or (None if _launched_by_spark() else s.spark_master or "local[*]")
+    if resolved and resolved.startswith("local"):
+        # One machine, the user's own session: no per-task cap (and none of the
+        # workers' messages about setting it), and no guessing of the host address.
+        props.pop("spark.executor.pyspark.memory", None)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if "spark.driver.extraJavaOptions" not in extra:
+        log4j = Path(props["spark.local.dir"]) / "rtofs-log4j2.properties"
+        props["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
     props.update(extra)
     for var in EXECUTOR_ENV:  # the driver runs tasks itself in local mode
         os.environ.setdefault(var, EXECUTOR_ENV[var])
-    Path(props["spark.local.dir"]).mkdir(parents=True, exist_ok=True)
+    # PySpark takes the workers' Python from this variable (not from the property), and
+    # ships it to the executors: the same interpreter (virtual environment) everywhere.
+    os.environ.setdefault("PYSPARK_PYTHON", props["spark.pyspark.python"])
+    local_dir = Path(props["spark.local.dir"])
+    local_dir.mkdir(parents=True, exist_ok=True)
+    log4j = local_dir / "rtofs-log4j2.properties"
+    if not log4j.exists() or log4j.read_text() != LOG4J2:
+        tmp = log4j.with_name(f".{log4j.name}.{os.getpid()}")
+        tmp.write_text(LOG4J2)
+        tmp.replace(log4j)
 
     builder = SparkSession.builder
-    if master is not None:
-        builder = builder.master(master)
-    elif not _launched_by_spark():
-        builder = builder.master(s.spark_master or "local[*]")
+    if resolved:
+        builder = builder.master(resolved)
     for key, value in props.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

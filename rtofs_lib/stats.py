@@ -100,7 +100,7 @@ def get_region(name: str) -> Region:
         raise RtofsError(f"unknown region {name!r}; choose one of {', '.join(REGIONS)}") from None
 
 
-# --- per-file rows (run inside the Spark tasks) ----------------------------------------------------
+# --- per-file rows (run inside the Spark tasks) --------------------------------------------------
 
 #: Per-process cache: grid signature -> {region: (flat indices, cos-lat weights)}.
 _SELECTIONS: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
@@ -220,7 +220,7 @@ def _grid_for(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarra
     return _GRID["lat"], _GRID["lon"], _GRID["key"]
 
 
-# --- DataFrames -------------------------------------------------------------------------------------
+# --- DataFrames ----------------------------------------------------------------------------------
 
 COLUMNS = (
     ("date", "string"),
@@ -299,7 +299,7 @@ def write_spark(df: DataFrame, path: str | Path) -> Path:
     """Write a region-statistics DataFrame as one Parquet folder (replacing an old one)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    df.coalesce(1).write.mode("overwrite").parquet(tmp.resolve().as_uri())
+    df.coalesce(1).write.mode("overwrite").parquet(f"file://{tmp.resolve()}")
     _replace_tree(tmp, path)
     return path
 
@@ -363,7 +363,7 @@ def load(
         logging.getLogger(__name__).warning(
             "no region statistics in %s", ", ".join(map(str, missing))
         )
-    return spark.read.schema(schema()).parquet(*[p.resolve().as_uri() for p in present])
+    return spark.read.schema(schema()).parquet(*[f"file://{p.resolve()}" for p in present])
 
 
 def compute(

@@ -1075,10 +1075,19 @@ def legacy_cadence(step: str) -> str:
     return "1hrly" if names.parse_step(step)[1] <= 72 else "3hrly"
 
 
-def _steps_by_product(
+def steps_by_product(
     spec: str | Iterable[str] | None, products: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
-    """Expand a step spec for each product; a single step only where it is published."""
+    """Expand a step spec such as ``"n024,f000-f003"`` for each product.
+
+    A range keeps the steps each product publishes inside it; a single step goes to the
+    products that publish it (it must be published by at least one).
+
+    Raises
+    ------
+    NotRtofsNameError
+        For a malformed spec or a step no requested product publishes.
+    """
     if spec is None or (isinstance(spec, str) and spec.strip() in ("", "all")):
         return {p: names.steps_for(p) for p in products}
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
@@ -1131,7 +1140,7 @@ def write_sample(
     grid_shape(grid)
     folder = Path(archive) / names.day_folder(date)
     written = []
-    for product, product_steps in _steps_by_product(steps, prods).items():
+    for product, product_steps in steps_by_product(steps, prods).items():
         for step in product_steps:
             cadence = legacy_cadence(step) if legacy and names.family(product) == "2ds" else None
             name = names.compose_name(product, step, cadence=cadence)
@@ -1152,6 +1161,7 @@ __all__ = [
     "grid_shape",
     "legacy_cadence",
     "make_grid",
+    "steps_by_product",
     "variables",
     "write_file",
     "write_sample",

@@ -67,6 +67,16 @@ def full_prog_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def small_product_files(tmp_path_factory) -> dict[str, Path]:
+    """One small-grid f024 file of every product (prog ... alaska), keyed by product."""
+    from rtofs_lib import names, synthetic
+
+    archive = tmp_path_factory.mktemp("archive-products")
+    paths = synthetic.write_sample(archive, SAMPLE_DATE, steps="f024", products=names.PRODUCTS)
+    return {names.parse_name(p).product: p for p in paths}
+
+
 # --- reader and regrid ---------------------------------------------------------------------------
 
 #: A field that every product's files hold (the reader tests open each product by it).
@@ -211,6 +221,110 @@ def fast_crawl():
 
 
 # --- spark -------------------------------------------------------------------------------------
+
+#: Executors of the test clusters stay small (two 1-core workers share a 2-core machine).
+SPARK_TEST_CONF = {"spark.executor.memory": "512m", "spark.driver.memory": "1g"}
+#: Secret of the authenticated test cluster.
+SPARK_TEST_SECRET = "rtofs-test-secret-4f1c"
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A real Spark standalone master and two 1-core workers on loopback (stopped afterwards)."""
+    from rtofs_lib.localcluster import LocalCluster
+
+    cluster = LocalCluster(2, cores=1, memory="1g", base_dir=tmp_path_factory.mktemp("spark"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_auth_cluster(tmp_path_factory):
+    """A second small standalone cluster that requires ``spark.authenticate`` (one worker)."""
+    from rtofs_lib.localcluster import LocalCluster
+
+    cluster = LocalCluster(
+        1,
+        cores=1,
+        memory="1g",
+        base_dir=tmp_path_factory.mktemp("spark-auth"),
+        secret=SPARK_TEST_SECRET,
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+class SparkSessions:
+    """Hands out one SparkSession at a time (PySpark allows one per process).
+
+    ``get(master)`` reuses the running session when its master matches, else stops it
+    and starts one for ``master`` with the platform defaults (:func:`rtofs_lib.spark.session`).
+    """
+
+    def __init__(self, local_dir: Path) -> None:
+        self.local_dir = local_dir
+        self.current = None
+        self.master: str | None = None
+
+    def get(self, master: str):
+        from rtofs_lib import config
+        from rtofs_lib import spark as sparkmod
+
+        if self.current is not None and self.master == master:
+            return self.current
+        self.stop()
+        settings = config.Settings(spark_local_dir=str(self.local_dir), spark_python_memory="2g")
+        self.current = sparkmod.session(
+            master, app_name="rtofs-tests", settings=settings, **SPARK_TEST_CONF
+        )
+        self.master = master
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+        self.current = None
+        self.master = None
+
+
+@pytest.fixture(scope="session")
+def spark_sessions(tmp_path_factory):
+    """The session-wide :class:`SparkSessions` (stops the last session at the end)."""
+    sessions = SparkSessions(tmp_path_factory.mktemp("spark-local"))
+    try:
+        yield sessions
+    finally:
+        sessions.stop()
+
+
+@pytest.fixture(params=["local", "standalone"])
+def spark_master(request) -> str:
+    """A master URL: ``local[2]``, or the standalone test cluster's ``spark://`` URL."""
+    if request.param == "local":
+        return "local[2]"
+    return request.getfixturevalue("spark_cluster").master_url
+
+
+@pytest.fixture(scope="session")
+def spark_day(tmp_path_factory) -> Path:
+    """An archive with one small-grid day of 12 prog files (n024, f000-f010); returns the root."""
+    from rtofs_lib import synthetic
+
+    archive = tmp_path_factory.mktemp("archive-spark")
+    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f010", grid="small")
+    return archive
+
+
+@pytest.fixture(scope="session")
+def spark_cache(tmp_path_factory) -> Path:
+    """A grid-index cache shared by the Spark tests (built once, by the first job)."""
+    return tmp_path_factory.mktemp("spark-cache")
 
 
 # --- hub -----------------------------------------------------------------------------------------

@@ -362,13 +362,21 @@ def make_base() -> Path:
 def teardown(site: HubSite | None, slurm_users: list[str], munge_pid: int | None, base: Path):
     if site is not None:
         for user in slurm_users:
-            subprocess.run(["scancel", "-u", user], env=site.slurm.env, capture_output=True)
-        site.stop()
+            subprocess.run(
+                ["scancel", "--full", "--signal=KILL", "-u", user],
+                env=site.slurm.env,
+                capture_output=True,
+            )
+        try:  # let slurmd finish the job steps before it stops
+            wait_for(lambda: not any(site.slurm.squeue(u) for u in slurm_users), 30, "scancel")
+        finally:
+            site.stop()
         site.slurm.stop()
     logs = Path(os.environ.get("RTOFS_TEST_ARTIFACTS", REPO / "test-artifacts")) / "hub-logs"
     logs.mkdir(parents=True, exist_ok=True)
     for log in [*base.glob("*.log"), *base.glob("slurm/*.log"), *Path("/home").glob("rtt*/*.log")]:
-        shutil.copy(log, logs / f"{log.parent.name}-{log.name}")
+        name = log.name if log.parent == base else f"{log.parent.name}-{log.name}"
+        shutil.copy(log, logs / name)
     remove_users()
     if munge_pid is not None:
         os.kill(munge_pid, signal.SIGTERM)

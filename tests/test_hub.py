@@ -175,6 +175,7 @@ def test_wrong_password_is_refused(hub_site):
 
 def test_user_outside_the_researchers_group_cannot_log_in(hub_site):
     s = login(hub_site, "rttcarol")
+    assert s.last.status_code == 403
     assert not logged_in(s, hub_site)
 
 
@@ -225,16 +226,22 @@ def alice_server(hub_site):
     s = login(hub_site, "rttalice")
     r = s.post(f"{hub_site.url}/hub/spawn", data={"profile": "small", "_xsrf": xsrf(s)})
     assert r.status_code == 200, r.text[:500]
-    status_url = f"{hub_site.url}/user/rttalice/api/status"
+    lab = f"{hub_site.url}/user/rttalice/lab"
 
-    def up():
-        r = s.get(status_url, timeout=10)
-        return r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+    def up():  # the spawn-pending page until the server is up, then OAuth and JupyterLab
+        r = s.get(lab, timeout=30)
+        return r.status_code == 200 and r.url == lab
 
     from hubsite import wait_for
 
     wait_for(up, 150, f"rttalice's server (hub log {hub_site.base}/hub.log)", interval=1)
     return s
+
+
+def server_api(s: requests.Session, site, path: str) -> requests.Response:
+    """GET the user's server API with its cookie and xsrf token, as JupyterLab does."""
+    token = s.cookies.get("_xsrf", path="/user/rttalice/")
+    return s.get(f"{site.url}/user/rttalice/api/{path}", headers={"X-XSRFToken": token})
 
 
 def test_spawned_job_has_the_profile_resources(hub_site, alice_server):
@@ -243,7 +250,7 @@ def test_spawned_job_has_the_profile_resources(hub_site, alice_server):
 
 
 def test_server_answers_through_the_proxy(hub_site, alice_server):
-    r = alice_server.get(f"{hub_site.url}/user/rttalice/api/status")
+    r = server_api(alice_server, hub_site, "status")
     assert r.status_code == 200
     assert "started" in r.json()
 
@@ -335,7 +342,7 @@ def test_hub_restart_keeps_user_servers_running(hub_site, alice_server):
     hub_site.restart_hub()
     assert hub_site.slurm.squeue("rttalice", "%i %T") == before
     assert server_pid("rttalice") == pid
-    r = alice_server.get(f"{hub_site.url}/user/rttalice/api/status")
+    r = server_api(alice_server, hub_site, "status")
     assert r.status_code == 200
     # and the hub still knows the server after its restart
     me = alice_server.get(
@@ -377,3 +384,8 @@ def test_collab_folder_is_group_writable_with_group_ownership(published):
     assert grp.getgrgid((collab / "notes.txt").stat().st_gid).gr_name == "rtt-researchers"
     assert as_user("rttbob", f"echo more >> {collab}/notes.txt").returncode == 0
     assert as_user("rttcarol", f"touch {collab}/intruder.txt").returncode != 0
+
+
+def test_example_settings_file_documents_every_default():
+    example = Path(__file__).resolve().parents[1] / "hub_config" / "settings.example.toml"
+    assert hub_settings.load(example) == hub_settings.DEFAULTS

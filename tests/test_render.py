@@ -8,6 +8,7 @@ claims (:func:`rtofs_lib.render.raster_for`).
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 
@@ -306,6 +307,16 @@ def test_atomic_write_leaves_no_temporary_file(write_prog, render_cache, tmp_pat
     render_one(path, tmp_path, render_cache, sizes=("low",))
     folder = tmp_path / path.stem
     assert sorted(p.name for p in folder.iterdir()) == ["sst.low.png"]
+
+
+def test_maps_are_readable_by_others_as_the_umask_allows(write_prog, render_cache, tmp_path):
+    path = write_prog(smooth)
+    old = os.umask(0o022)
+    try:
+        png = render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"]
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(png.stat().st_mode) == 0o644
 
 
 def test_failed_write_leaves_no_temporary_file(write_prog, render_cache, tmp_path):

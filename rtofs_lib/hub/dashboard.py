@@ -10,6 +10,7 @@ requests are sent to the hub's login page. Run by the hub as a managed service::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/maps/")
     app = make_app(args.root, prefix)
     app.listen(args.port, args.ip)
-    IOLoop.current().start()
+    with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
+        IOLoop.current().start()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import grp
 import os
 import shutil
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,25 +89,20 @@ def publish(examples: str | Path, root: str | Path, group: str = "researchers") 
     return target
 
 
-def is_published(root: str | Path) -> bool:
-    """Return True when ``root`` holds ``examples/`` and a setgid ``collab/``."""
-    collab = Path(root) / "collab"
-    return (Path(root) / "examples").is_dir() and bool(collab.stat().st_mode & stat.S_ISGID)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: publish the example notebooks and the collaboration folder."""
     parser = argparse.ArgumentParser(description="Publish the hub's shared notebook folders.")
-    parser.add_argument("--examples", type=Path, default=REPO / "example_notebooks")
+    parser.add_argument("--examples", type=Path, help="default: shared.examples setting")
     parser.add_argument("--root", type=Path, help="shared root (default: shared.root setting)")
     parser.add_argument("--group", help="researchers' group (default: groups.users setting)")
     args = parser.parse_args(argv)
-    if args.root is None or args.group is None:
+    if None in (args.root, args.group, args.examples):
         from rtofs_lib.hub import settings
 
         s = settings.load()
         args.root = args.root or Path(s["shared"]["root"])
         args.group = args.group or s["groups"]["users"]
+        args.examples = args.examples or Path(s["shared"]["examples"] or REPO / "example_notebooks")
     target = publish(args.examples, args.root, args.group)
     print(f"published {target} and {Path(args.root) / 'collab'}")
     return 0

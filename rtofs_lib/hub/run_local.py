@@ -83,20 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settings", type=Path, help="hub settings file (RTOFS_HUB_SETTINGS)")
     parser.add_argument("what", nargs="?", choices=("all", "proxy", "hub"), default="all")
     args = parser.parse_args(argv)
+    hub_cmd, hub_env = hub_command(args.settings)
     try:
         s = hub_settings.load(args.settings)
         state = Path(s["hub"]["state_dir"])
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if args.what == "hub":  # the hub checks its own secrets when it loads its config
+            os.chdir(state)
+            os.execve(hub_cmd[0], hub_cmd, hub_env)
         proxy_cmd, proxy_env = proxy_command(s)
     except ConfigError as e:
         print(f"run-local-hub: error: {e}", file=sys.stderr)
         return 1
-    hub_cmd, hub_env = hub_command(args.settings)
     if args.what == "proxy":
         os.execve(proxy_cmd[0], proxy_cmd, proxy_env)
-    if args.what == "hub":
-        os.chdir(state)
-        os.execve(hub_cmd[0], hub_cmd, hub_env)
     procs = [
         subprocess.Popen(proxy_cmd, env=proxy_env, start_new_session=True),
         subprocess.Popen(hub_cmd, env=hub_env, cwd=state, start_new_session=True),
