@@ -303,9 +303,12 @@ def spark_sessions(tmp_path_factory):
         sessions.stop()
 
 
-@pytest.fixture(params=["local", "standalone"])
+@pytest.fixture(scope="session", params=["local", "standalone"])
 def spark_master(request) -> str:
-    """A master URL: ``local[2]``, or the standalone test cluster's ``spark://`` URL."""
+    """A master URL: ``local[2]``, or the standalone test cluster's ``spark://`` URL.
+
+    Session scope makes pytest run all tests of one master together (one SparkContext each).
+    """
     if request.param == "local":
         return "local[2]"
     return request.getfixturevalue("spark_cluster").master_url

@@ -53,7 +53,7 @@ def serial_maps(spark_day, spark_cache, tmp_path_factory) -> Path:
     return maps
 
 
-# --- the job renders a day -------------------------------------------------------------------------
+# --- the job renders a day -----------------------------------------------------------------------
 
 
 def test_job_renders_every_map_like_the_serial_run(
@@ -205,7 +205,7 @@ def test_worker_killed_mid_job_still_leaves_every_map(
     assert all(a.ndim == 2 and a.shape[1] >= low.width for a in pngs.values())
 
 
-# --- region statistics ------------------------------------------------------------------------------
+# --- region statistics ---------------------------------------------------------------------------
 
 
 def test_region_statistics_match_numpy(spark_sessions, spark_day, spark_cache, tmp_path):
@@ -274,7 +274,7 @@ def stats_in(stems):
     return F.col("stem").isin(stems)
 
 
-# --- dashboard -------------------------------------------------------------------------------------
+# --- dashboard -----------------------------------------------------------------------------------
 
 
 def test_dashboard_lists_latest_day_first_with_linked_thumbnails(spark_cache, tmp_path):
@@ -319,7 +319,7 @@ def test_day_index_json_lists_steps_maps_and_statistics(spark_day, spark_cache, 
     assert len(doc["region_stats"]) == N_FILES * len(stats.REGIONS)
 
 
-# --- command line -----------------------------------------------------------------------------------
+# --- command line --------------------------------------------------------------------------------
 
 
 def rtofs(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

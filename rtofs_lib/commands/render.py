@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--region",
         metavar="LON0,LON1,LAT0,LAT1",
-        help="crop to a box in degrees; LON1 < LON0 crosses the dateline (e.g. 160,-150,-10,20)",
+        help="crop to a box in degrees; LON1 < LON0 crosses the dateline (e.g. 160,-150,-10,20); "
+        "write --region=-80,-40,20,50 when LON0 is negative",
     )
     p.add_argument(
         "--size", choices=("low", "high", "both"), default="both", help="map sizes (default both)"
