@@ -264,6 +264,16 @@ def prepare_grid(
         regrid.get_index(lat, lon, render.raster_for(None, size), cache_dir, key=key)
 
 
+def _prepare_any(tasks: Sequence[Task], *, sizes: Sequence[str], cache_dir: Path) -> None:
+    """Prepare the grid from the first readable file (bad files are the tasks' to report)."""
+    for t in tasks:
+        try:
+            prepare_grid(t.path, sizes=sizes, cache_dir=cache_dir)
+            return
+        except RtofsError as e:
+            log.info("cannot take the grid from %s: %s", t.path, e)
+
+
 # --- running -------------------------------------------------------------------------------------
 
 Progress = Callable[[FileResult, int, int], None]
@@ -476,7 +486,7 @@ def run(
             cache.mkdir(parents=True, exist_ok=True)
             for d in {t.day_maps for t in todo}:
                 Path(d).mkdir(parents=True, exist_ok=True)
-            prepare_grid(todo[0].path, sizes=sizes, cache_dir=cache)
+            _prepare_any(todo, sizes=sizes, cache_dir=cache)
             if session is not None:
                 results, retried = _run_spark(session, todo, shifted)
             else:

@@ -67,16 +67,6 @@ def full_prog_file(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def small_product_files(tmp_path_factory) -> dict[str, Path]:
-    """One small-grid f024 file of every product (prog ... alaska), keyed by product."""
-    from rtofs_lib import names, synthetic
-
-    archive = tmp_path_factory.mktemp("archive-products")
-    paths = synthetic.write_sample(archive, SAMPLE_DATE, steps="f024", products=names.PRODUCTS)
-    return {names.parse_name(p).product: p for p in paths}
-
-
 # --- reader and regrid ---------------------------------------------------------------------------
 
 #: A field that every product's files hold (the reader tests open each product by it).

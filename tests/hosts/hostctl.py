@@ -55,8 +55,9 @@ HOSTS = {"hub": f"{NET}.11", "worker1": f"{NET}.12", "worker2": f"{NET}.13"}
 ACNG_PORT = 3142
 MIRROR = os.environ.get("RTOFS_HOSTS_MIRROR", "deb.debian.org/debian")
 RELEASES = ("bookworm", "bullseye", "trixie")
-#: Python version of each release's python3 (wheel tags for the wheelhouse).
-PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
+#: Version of each release's python3: the wheelhouse is resolved for exactly this one
+#: (a package may need a newer 3.11.x than Debian's 3.11.2).
+PYTHON = {"bullseye": "3.9.2", "bookworm": "3.11.2", "trixie": "3.13.5"}
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2"
 LUSTRE_STANDIN = "/lustre"
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
@@ -233,46 +234,41 @@ def wheelhouse(release: str) -> Path:
     so the hosts get the code under test.
     """
     pyver = PYTHON[release]
-    tag = "cp" + pyver.replace(".", "")
+    tag = "cp" + "".join(pyver.split(".")[:2])
     out = CACHE / "wheels" / tag
     out.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip"]
-    local = f"{sys.version_info.major}.{sys.version_info.minor}"
     for old in out.glob("rtofs_lib-*.whl"):
         old.unlink()
-    build = STATE / "build"
-    shutil.rmtree(build, ignore_errors=True)
+    had_build = (REPO / "build").exists()
     sh(*pip, "wheel", "-q", "--no-deps", "-w", out, REPO, cwd=STATE)
-    shutil.rmtree(REPO / "build", ignore_errors=True)
-    stamp = out / ".deps-done"
-    reqs = ["rtofs-lib[spark,hub]", "pip", "setuptools", "wheel"]
+    if not had_build:  # setuptools builds in the source tree; leave it as it was
+        shutil.rmtree(REPO / "build", ignore_errors=True)
+    stamp = out / f".deps-{pyver}"
     if not stamp.exists():
-        log(f"building the {tag} wheelhouse (once; several minutes) in {out}")
-        if pyver == local:
-            sh(*pip, "wheel", "-q", "-w", out, "--find-links", out, *reqs, cwd=STATE)
-        else:
-            # another Python: binary wheels for its tags only (sdists cannot be built here)
-            sh(*pip, "wheel", "-q", "-w", out, "--no-deps", "pyspark>=4.0,<5", cwd=STATE)
-            sh(
-                *pip,
-                "download",
-                "-q",
-                "-d",
-                out,
-                "--find-links",
-                out,
-                "--only-binary=:all:",
-                "--python-version",
-                pyver,
-                "--platform",
-                "manylinux2014_x86_64",
-                "--platform",
-                "manylinux_2_28_x86_64",
-                "--platform",
-                "linux_x86_64",
-                *reqs,
-                cwd=STATE,
-            )
+        log(f"building the {tag} wheelhouse for Python {pyver} (once) in {out}")
+        # pyspark may be published as an sdist only: make its (pure Python) wheel here
+        sh(*pip, "wheel", "-q", "--no-deps", "-w", out, "--find-links", out, "pyspark>=4.0,<5",
+           cwd=STATE)  # fmt: skip
+        platforms = ["manylinux2014_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]
+        sh(
+            *pip,
+            "download",
+            "-q",
+            "-d",
+            out,
+            "--find-links",
+            out,
+            "--only-binary=:all:",
+            "--python-version",
+            pyver,
+            *[a for plat in platforms for a in ("--platform", plat)],
+            "rtofs-lib[spark,hub]",
+            "pip",
+            "setuptools",
+            "wheel",
+            cwd=STATE,
+        )
         stamp.write_text(time.strftime("%F %T\n"))
     return out
 
