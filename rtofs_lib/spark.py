@@ -45,7 +45,8 @@ EXECUTOR_ENV = {
 }
 
 #: Driver logging: errors only, plus the scheduler's warnings about lost tasks and
-#: executors (which say why a task was retried). Used unless you pass your own
+#: executors (which say why a task was retried) and the client's about reaching the
+#: master (which say why it was refused, e.g. a missing secret). Used unless you pass your own
 #: ``spark.driver.extraJavaOptions``.
 LOG4J2 = """\
 rootLogger.level = error
@@ -59,6 +60,8 @@ logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
 logger.tasks.level = warn
 logger.sched.name = org.apache.spark.scheduler.TaskSchedulerImpl
 logger.sched.level = warn
+logger.client.name = org.apache.spark.deploy.client.StandaloneAppClient$ClientEndpoint
+logger.client.level = warn
 """
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)

@@ -11,6 +11,7 @@ apt_packages=(
   slurmctld slurmd slurm-client munge   # the hub's SlurmSpawner (tests start them as daemons)
   libpam-modules libpam-runtime python3-venv   # PAM login; python3-venv for the tests' user env
   nodejs                                # configurable-http-proxy for the hub (nodesource nodejs ships npm)
+  systemd-container debootstrap apt-cacher-ng   # tests/hosts: three booted Debian hosts for Ansible
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -341,3 +341,227 @@ def hub_site():
         yield site
     finally:
         hubsite.teardown(site, list(hubsite.USERS), munge_pid, base)
+
+
+# --- ansible converge --------------------------------------------------------------------------
+
+#: The Ansible tree and the test inventory (three systemd-nspawn hosts, tests/hosts/hostctl.py).
+ANSIBLE_DIR = REPO / "ansible"
+TEST_INVENTORY = ANSIBLE_DIR / "inventories" / "test"
+
+
+def _hostctl():
+    """Import tests/hosts/hostctl.py (a script, not a package)."""
+    import importlib.util
+    import sys
+
+    if "hostctl" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("hostctl", REPO / "tests/hosts/hostctl.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["hostctl"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["hostctl"]
+
+
+@pytest.fixture(scope="session")
+def hostctl():
+    """The host harness module (``up``, ``down``, ``ssh_args``, ``HOSTS``)."""
+    return _hostctl()
+
+
+@pytest.fixture(scope="session")
+def test_hosts(hostctl) -> dict:
+    """Three booted Debian hosts (hub, worker1, worker2) on the bridge, ssh reachable as root.
+
+    Release from ``RTOFS_HOSTS_RELEASE`` (bookworm by default). Torn down at the end of the
+    session even when tests fail; ``up`` first removes anything an earlier run left.
+    """
+    if os.geteuid() != 0:
+        pytest.fail("the converge tests boot containers and need root: run pytest as root")
+    release = os.environ.get("RTOFS_HOSTS_RELEASE", "bookworm")
+    try:
+        info = hostctl.up(release)
+        yield info
+    except hostctl.HostError as e:
+        pytest.fail(f"the test hosts did not come up: {e}")
+    finally:
+        hostctl.down()
+
+
+class PlaybookRun:
+    """One ``ansible-playbook`` run: exit status, seconds, output and the per-host recap."""
+
+    RECAP = r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
+
+    def __init__(self, args: list[str], rc: int, seconds: float, output: str) -> None:
+        import re
+
+        self.args, self.rc, self.seconds, self.output = args, rc, seconds, output
+        self.recap = {
+            m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]),
+                   "failed": int(m[5])}
+            for m in re.finditer(self.RECAP, output, re.MULTILINE)
+        }  # fmt: skip
+
+    def changed_tasks(self) -> list[str]:
+        """Names of the tasks that reported a change (for a readable failure)."""
+        out, task = [], ""
+        for line in self.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line.split("[", 1)[1].rsplit("]", 1)[0]
+            elif line.startswith("changed:"):
+                out.append(f"{task}: {line}")
+        return out
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.output.splitlines()[-n:])
+
+
+def run_playbook(
+    *extra: str, playbook: str = "site.yml", inventory: str = "test", timeout: int = 1800
+) -> PlaybookRun:
+    """Run a playbook of ``ansible/`` against an inventory (the test one by default)."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    venv_exe = Path(sys.executable).with_name("ansible-playbook")
+    exe = str(venv_exe) if venv_exe.exists() else shutil.which("ansible-playbook") or "missing"
+    args = [exe, "-i", str(ANSIBLE_DIR / "inventories" / inventory), playbook, *extra]
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    t0 = time.monotonic()
+    r = subprocess.run(
+        args, cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return PlaybookRun(args, r.returncode, time.monotonic() - t0, r.stdout + r.stderr)
+
+
+def _record_time(artifacts: Path, name: str, seconds: float) -> None:
+    import json
+
+    path = artifacts / "converge-times.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = round(seconds, 1)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+@pytest.fixture(scope="session")
+def converged(test_hosts, artifacts_dir) -> PlaybookRun:
+    """``site.yml`` converged once on the fresh hosts (fails the session's tests if it fails)."""
+    run = run_playbook()
+    (artifacts_dir / "converge-1.log").write_text(run.output)
+    _record_time(artifacts_dir, "boot_to_ssh_s", test_hosts["timings"]["boot_to_ssh_s"])
+    _record_time(artifacts_dir, "converge_1_s", run.seconds)
+    if run.rc != 0:
+        pytest.fail(f"the first converge failed (rc {run.rc}):\n{run.tail()}")
+    return run
+
+
+@pytest.fixture(scope="session")
+def reconverged(converged, artifacts_dir) -> PlaybookRun:
+    """A second ``site.yml`` run straight after the first."""
+    run = run_playbook()
+    (artifacts_dir / "converge-2.log").write_text(run.output)
+    _record_time(artifacts_dir, "converge_2_s", run.seconds)
+    return run
+
+
+@pytest.fixture(scope="session")
+def cluster(reconverged, hostctl):
+    """Run commands on the converged hosts: ``cluster.run("hub", "sinfo", user="alice")``."""
+    return ClusterShell(hostctl)
+
+
+class ClusterShell:
+    """ssh into the test hosts as root, optionally running the command as another user."""
+
+    def __init__(self, hostctl) -> None:
+        self.hostctl = hostctl
+
+    def address(self, host: str) -> str:
+        return self.hostctl.HOSTS[host]
+
+    def run(self, host: str, command: str, *, user: str | None = None, timeout: float = 300,
+            check: bool = True):  # fmt: skip
+        """Run ``command`` (bash) on ``host``; as ``user`` through a login shell if given."""
+        import shlex
+        import subprocess
+
+        if user:
+            command = f"cd /tmp && runuser -u {user} -- bash -lc {shlex.quote(command)}"
+        r = subprocess.run(
+            [*self.hostctl.ssh_args(self.address(host)), command],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if check and r.returncode != 0:
+            raise AssertionError(
+                f"on {host}{' as ' + user if user else ''}: {command!r} failed "
+                f"({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+            )
+        return r
+
+
+# --- kernel and viewers --------------------------------------------------------------------------
+
+#: The second day of the viewer archive (compare mode).
+VIEWER_DATE_B = "20260707"
+
+
+@pytest.fixture(scope="session")
+def viewer_archive(tmp_path_factory) -> Path:
+    """Two small-grid days: SAMPLE_DATE (prog, diag, 3ztio) and VIEWER_DATE_B (prog only)."""
+    from rtofs_lib import synthetic
+
+    archive = tmp_path_factory.mktemp("archive-viewer")
+    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", products="prog,diag")
+    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f024", products="3ztio")
+    synthetic.write_sample(archive, VIEWER_DATE_B, steps="n024,f001-f003")
+    return archive
+
+
+@pytest.fixture(scope="session")
+def viewer_cache(tmp_path_factory) -> Path:
+    """Grid-index cache shared by the viewer tests."""
+    return tmp_path_factory.mktemp("viewer-cache")
+
+
+@pytest.fixture(scope="session")
+def installed_kernel(tmp_path_factory) -> Path:
+    """The RTOFS kernel installed by the real CLI into a temporary prefix.
+
+    Returns the Jupyter data dir to put on ``JUPYTER_PATH`` (``PREFIX/share/jupyter``).
+    """
+    import subprocess
+    import sys
+
+    prefix = tmp_path_factory.mktemp("kernel-prefix")
+    rtofs = Path(sys.executable).parent / "rtofs"
+    r = subprocess.run(
+        [str(rtofs), "kernel", "install", "--prefix", str(prefix)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    return prefix / "share" / "jupyter"
+
+
+@pytest.fixture
+def kernel_env(monkeypatch, installed_kernel, tmp_path) -> dict[str, str]:
+    """Environment for kernels started by the tests: the installed spec, Spark in local mode.
+
+    Set on this process too (nbclient and jupyter_client start kernels with it).
+    """
+    env = {
+        "JUPYTER_PATH": str(installed_kernel),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "RTOFS_SPARK_MASTER": "local[2]",
+        "RTOFS_SPARK_LOCAL_DIR": str(tmp_path / "spark-local"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

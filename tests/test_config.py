@@ -46,7 +46,7 @@ def test_unknown_key_is_named_with_the_known_ones(tmp_path):
 
 def test_badly_typed_variable_names_the_variable():
     with pytest.raises(
-        ConfigError, match="RTOFS_CRAWL_PARALLEL: crawl_parallel must be a whole number, not .two."
+        ConfigError, match=r"RTOFS_CRAWL_PARALLEL: crawl_parallel must be a whole number, not .two."
     ):
         config.load(env={"RTOFS_CRAWL_PARALLEL": "two"})
 

@@ -379,3 +379,68 @@ def test_demo_makes_a_day_and_a_dashboard(tmp_path):
     assert len(list((tmp_path / "maps" / names.day_folder(SAMPLE_DATE)).glob("*/sst.low.png"))) == 4
     parquet = tmp_path / "maps" / names.day_folder(SAMPLE_DATE) / stats.STATS_NAME
     assert list(parquet.glob("part-*.parquet"))
+
+
+# --- animation -----------------------------------------------------------------------------------
+
+
+def test_gif_has_one_frame_per_step(spark_day, spark_cache, tmp_path):
+    from rtofs_lib import animate
+
+    out = animate.animate(
+        SAMPLE_DATE, tmp_path / "day.gif", archive=spark_day, maps=tmp_path, cache_dir=spark_cache
+    )
+    with Image.open(out) as gif:
+        assert gif.n_frames == N_FILES
+        assert gif.width <= animate.MAX_WIDTH
+
+
+def test_region_gif_is_drawn_from_the_files(spark_day, spark_cache, tmp_path):
+    from rtofs_lib import animate
+
+    out = animate.animate(
+        SAMPLE_DATE,
+        tmp_path / "gulf.gif",
+        region="gulf_stream",
+        archive=spark_day,
+        maps=tmp_path,
+        cache_dir=spark_cache,
+    )
+    glob = render.raster_for(None, "low")
+    with Image.open(out) as gif:
+        assert gif.n_frames == N_FILES
+        assert gif.size != (glob.width, glob.height)
+
+
+def test_unknown_region_lists_the_names(spark_day, tmp_path):
+    from rtofs_lib import animate
+    from rtofs_lib.errors import RtofsError
+
+    with pytest.raises(RtofsError, match=r"unknown region 'atlantis'.*gulf_stream"):
+        animate.animate(SAMPLE_DATE, tmp_path / "a.gif", region="atlantis", archive=spark_day)
+
+
+def test_mp4_needs_ffmpeg_or_says_to_use_gif(spark_day, spark_cache, tmp_path):
+    from rtofs_lib import animate
+    from rtofs_lib.errors import RtofsError
+
+    out = tmp_path / "day.mp4"
+    if animate.find_ffmpeg() is None:
+        with pytest.raises(RtofsError, match=r"MP4 needs ffmpeg.*write a \.gif instead"):
+            animate.animate(SAMPLE_DATE, out, archive=spark_day, cache_dir=spark_cache)
+        assert not out.exists()
+    else:
+        animate.animate(SAMPLE_DATE, out, archive=spark_day, cache_dir=spark_cache)
+        assert out.read_bytes()[4:8] == b"ftyp"
+
+
+def test_cli_animate_writes_a_gif(spark_day, spark_cache, tmp_path):
+    out = tmp_path / "sst.gif"
+    proc = rtofs(
+        "animate", "--date", SAMPLE_DATE, "--archive", str(spark_day), "--maps", str(tmp_path),
+        "--cache", str(spark_cache), "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout
+    with Image.open(out) as gif:
+        assert gif.n_frames == N_FILES

@@ -113,6 +113,14 @@ def test_session_takes_the_master_from_the_environment(monkeypatch, spark_sessio
         spark.stop()
 
 
+def test_python_workers_are_reused(spark_sessions):
+    spark = spark_sessions.get("local[2]")
+    sc = spark.sparkContext
+    first = {v[3] for v in sc.parallelize(range(4), 4).map(executor_view()).collect()}
+    second = {v[3] for v in sc.parallelize(range(4), 4).map(executor_view()).collect()}
+    assert second <= first
+
+
 def test_executors_get_the_workload_environment(spark_master, spark_sessions):
     spark = spark_sessions.get(spark_master)
     views = spark.sparkContext.parallelize(range(4), 4).map(executor_view()).collect()
@@ -125,14 +133,6 @@ def test_cluster_caps_python_memory_per_task(spark_cluster, spark_sessions):
     spark = spark_sessions.get(spark_cluster.master_url)  # spark_python_memory="2g"
     views = spark.sparkContext.parallelize(range(2), 2).map(executor_view()).collect()
     assert {limit for _env, limit, _python, _pid in views} == {2 * 1024**3}
-
-
-def test_python_workers_are_reused(spark_sessions):
-    spark = spark_sessions.get("local[2]")
-    sc = spark.sparkContext
-    first = {v[3] for v in sc.parallelize(range(4), 4).map(executor_view()).collect()}
-    second = {v[3] for v in sc.parallelize(range(4), 4).map(executor_view()).collect()}
-    assert second <= first
 
 
 def test_standalone_tasks_run_on_both_workers(spark_cluster, spark_sessions):
@@ -205,7 +205,8 @@ def test_client_with_a_wrong_secret_is_rejected(spark_auth_cluster, tmp_path):
     secret.write_text("not-the-secret\n")
     out = read_until(
         client(spark_auth_cluster.master_url, tmp_path, str(secret)),
-        ("RESULT", "Mismatched response", "SaslException", *REJECTED),
+        ("RESULT", *REJECTED),
         180,
     )
     assert "RESULT" not in out
+    assert any(m in out for m in REJECTED)

@@ -31,6 +31,7 @@ wheelhouse and the base roots stay for the next run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -383,7 +384,8 @@ def wait_ssh(host: Host, deadline: float) -> float:
     t0 = time.monotonic()
     while time.monotonic() < deadline:
         if not _alive(host):
-            raise HostError(f"{host.name}: systemd-nspawn exited; see {host.log}")
+            tail = host.log.read_text(errors="replace")[-2000:] if host.log.exists() else ""
+            raise HostError(f"{host.name}: systemd-nspawn exited; its console said:\n{tail}")
         r = subprocess.run(
             [*ssh_args(host.address), "true"], capture_output=True, timeout=20, check=False
         )
@@ -457,28 +459,88 @@ def up(release: str = "bookworm", timeout: float = 300.0) -> dict:
     return info
 
 
-def down(grace: float = 30.0) -> None:
-    """Shut every host down (SIGTERM, then SIGKILL), unmount, remove the bridge. Idempotent."""
-    hs = [h for h in hosts() if h.dir.exists()]
+def _container_pids(host: Host) -> list[int]:
+    """Processes whose root directory is the host's root: everything inside the container."""
+    root = str(host.root)
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str((entry / "root").readlink()) == root:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return sorted(pids)
+
+
+def _kill_container(host: Host) -> None:
+    """SIGKILL whatever is left inside the host (its init first: that ends its namespace)."""
+    for _ in range(50):
+        pids = _container_pids(host)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    log(f"{host.name}: processes {_container_pids(host)} survive SIGKILL")
+
+
+def _stop(hs: list[Host], grace: float) -> None:
+    """Shut hosts down together (SIGTERM), kill what hangs, remove their folders."""
     for h in hs:
         if _alive(h):
             os.kill(_pid(h), signal.SIGTERM)  # type: ignore[arg-type]
     deadline = time.monotonic() + grace
     for h in hs:
-        while _alive(h) and time.monotonic() < deadline:
+        while (_alive(h) or _container_pids(h)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(h):
+        if _alive(h) or _container_pids(h):
             log(f"{h.name}: no clean shutdown within {grace:.0f} s; killing")
-            os.killpg(_pid(h), signal.SIGKILL)  # type: ignore[arg-type]
+            _kill_container(h)
+            if _alive(h):
+                os.killpg(_pid(h), signal.SIGKILL)  # type: ignore[arg-type]
             time.sleep(0.5)
+        # leftovers of a killed nspawn would stop the next boot
+        if sh("ip", "link", "show", f"vb-{h.name}", check=False).returncode == 0:
+            sh("ip", "link", "del", f"vb-{h.name}", check=False)
+        shutil.rmtree(f"/run/systemd/nspawn/propagate/{h.name}", ignore_errors=True)
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     for h in hs:
+        if h.log.exists():  # kept for a post-mortem: the host folder goes
+            shutil.copy(h.log, logs / f"{h.name}.console.log")
         if os.path.ismount(h.root):
             sh("umount", "-l", h.root, check=False)
         shutil.rmtree(h.dir, ignore_errors=True)
+
+
+def down(grace: float = 45.0) -> None:
+    """Shut every host down (SIGTERM, then SIGKILL), unmount, remove the bridge. Idempotent.
+
+    A host whose shutdown hangs (a service that ignores SIGTERM) is killed after ``grace``
+    seconds, processes inside it included, so its network interface and mounts go too.
+    """
+    _stop([h for h in hosts() if h.dir.exists()], grace)
     shutil.rmtree(STATE / "lustre", ignore_errors=True)
     (STATE / "cluster.json").unlink(missing_ok=True)
     bridge_down()
     cache_down()
+
+
+def reset(name: str, timeout: float = 300.0) -> float:
+    """Replace one running host by a fresh one (a new root from the base); return boot seconds.
+
+    The others keep running: this is a host lost and rebuilt (the restore test uses it).
+    """
+    info = json.loads((STATE / "cluster.json").read_text())
+    host = Host(name, HOSTS[name])
+    _stop([host], 45.0)
+    t0 = time.monotonic()
+    prepare_host(base_root(info["release"]), host, info["release"])
+    boot(host, Path(info["wheelhouse"]))
+    wait_ssh(host, time.monotonic() + timeout)
+    return time.monotonic() - t0
 
 
 def status() -> dict:

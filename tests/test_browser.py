@@ -1,0 +1,154 @@
+"""The viewer notebook in a real browser: JupyterLab on loopback, headless Chromium.
+
+JupyterLab runs with token auth in a temporary root holding the viewer notebook, with the
+RTOFS kernel installed; Debian's chromium, driven by Playwright, opens the notebook, runs
+it, moves the step slider with the keyboard, and the screenshots (kept under
+``test-artifacts/``) must show a map that changes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(kernel_env, tmp_path):
+    """JupyterLab on 127.0.0.1 with token auth; yields (base URL, token). Stopped afterwards."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(REPO / "example_notebooks" / "02_sst_viewer.ipynb", root)
+    port, token = free_port(), secrets.token_hex(16)
+    log = (tmp_path / "jupyterlab.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+            f"--port={port}", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
+            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                r = requests.get(f"{url}/api/status", params={"token": token}, timeout=2)
+                if r.ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'jupyterlab.log').read_text()}")
+            time.sleep(0.5)
+        # token auth is on: without it the API refuses
+        assert requests.get(f"{url}/api/status", timeout=5).status_code == 403
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def map_crop(png: bytes) -> np.ndarray:
+    """RGB pixels of a screenshot of the viewer."""
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_viewer_notebook_shows_a_map_that_changes_with_the_slider(jupyterlab, artifacts_dir):
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (scripts/setup.sh)")
+    url, token = jupyterlab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(f"{url}/lab/tree/02_sst_viewer.ipynb?token={token}")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+            # the notebook names the RTOFS kernel: wait until it is up and idle
+            page.wait_for_selector(
+                ".jp-NotebookPanel-toolbar >> text=RTOFS (PySpark)", timeout=120_000
+            )
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            viewer = page.locator(".rtofs-viewer")
+            viewer.wait_for(timeout=240_000)
+            image = viewer.locator("img").first
+            page.wait_for_function(
+                "el => el.naturalWidth > 0", arg=image.element_handle(), timeout=120_000
+            )
+            # the last cell drives the viewer from code (slider to step 1): wait for it
+            page.wait_for_selector("text=n024", timeout=120_000)
+            page.wait_for_function(
+                "() => document.querySelector('.rtofs-viewer').innerText.includes('2/')",
+                timeout=120_000,
+            )
+            viewer.scroll_into_view_if_needed()
+            before_src = image.get_attribute("src")
+            shot1 = viewer.screenshot(path=str(artifacts_dir / "browser-viewer-step2.png"))
+
+            handle = viewer.locator(".noUi-handle").first
+            handle.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function(
+                "([el, old]) => el.src !== old && el.naturalWidth > 0",
+                arg=[image.element_handle(), before_src],
+                timeout=60_000,
+            )
+            page.wait_for_function(
+                "() => document.querySelector('.rtofs-viewer').innerText.includes('3/')",
+                timeout=60_000,
+            )
+            shot2 = viewer.screenshot(path=str(artifacts_dir / "browser-viewer-step3.png"))
+        finally:
+            browser.close()
+
+    a, b = map_crop(shot1), map_crop(shot2)
+    # a map is shown: many distinct colours (a colormap), not a blank or a broken image
+    colours = np.unique(a.reshape(-1, 3), axis=0)
+    assert len(colours) > 100, f"only {len(colours)} colours in the viewer screenshot"
+    # and the slider changed it
+    assert a.shape == b.shape
+    changed = np.any(a != b, axis=-1).mean()
+    assert changed > 0.01, f"only {changed:.2%} of the viewer's pixels changed"

@@ -1,0 +1,372 @@
+"""The Ansible converges three real Debian hosts (systemd-nspawn) into a working platform.
+
+``tests/hosts/hostctl.py`` boots hub, worker1 and worker2 on a private bridge; the session
+fixtures run ``ansible/site.yml`` with the test inventory twice (Lustre and InfiniBand off,
+everything else real), then these tests check the cluster from outside and inside.
+Needs root, systemd-nspawn, debootstrap and apt-cacher-ng (scripts/setup.sh installs them).
+Converge times go to ``test-artifacts/converge-times.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from conftest import ANSIBLE_DIR, SAMPLE_DATE, run_playbook
+
+pytestmark = [pytest.mark.hosts, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+HOSTS = ("hub", "worker1", "worker2")
+RESEARCHER, OTHER = "alice", "bob"
+PASSWORDS = {"alice": "alice-test-password", "bob": "bob-test-password"}
+HUB_PORT = 8443
+
+SPARK_JOB = r"""
+import socket
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("converge-check").getOrCreate()
+rdd = spark.sparkContext.parallelize(range(64), 16)
+print("HOSTS", ",".join(sorted(rdd.map(lambda _: socket.gethostname()).distinct().collect())))
+spark.stop()
+"""
+WRITE_JOB = f"cat > /tmp/sparkjob.py <<'EOF'\n{SPARK_JOB}\nEOF\nchmod 644 /tmp/sparkjob.py"
+
+
+def _reachable(address: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --- static checks (no hosts needed) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("inventory", ["production", "local", "test"])
+def test_every_playbook_passes_the_syntax_check(inventory):
+    for playbook in ("site.yml", "backup.yml", "restore.yml"):
+        run = run_playbook(
+            "--syntax-check", "-e", "backup_file=x", playbook=playbook, inventory=inventory
+        )
+        assert run.rc == 0, run.tail()
+
+
+def test_ansible_lint_passes_with_the_production_profile():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lint = Path(sys.executable).with_name("ansible-lint")
+    r = subprocess.run(
+        [str(lint), "--offline", "--nocolor", "site.yml", "backup.yml", "restore.yml", "roles"],
+        cwd=ANSIBLE_DIR, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+# --- convergence ----------------------------------------------------------------------------
+
+
+def test_first_converge_succeeds_on_all_three_hosts(converged):
+    assert set(converged.recap) == set(HOSTS), converged.tail()
+    for host, counts in converged.recap.items():
+        assert counts["failed"] == 0 and counts["unreachable"] == 0, (host, counts)
+
+
+def test_second_converge_changes_nothing(reconverged):
+    assert reconverged.rc == 0, reconverged.tail()
+    changed = {host: c["changed"] for host, c in reconverged.recap.items()}
+    assert changed == dict.fromkeys(HOSTS, 0), "\n".join(reconverged.changed_tasks())
+
+
+def test_check_mode_passes_and_predicts_no_change(reconverged):
+    run = run_playbook("--check")
+    assert run.rc == 0, run.tail()
+    changed = {host: c["changed"] for host, c in run.recap.items()}
+    assert changed == dict.fromkeys(HOSTS, 0), "\n".join(run.changed_tasks())
+
+
+# --- Spark -----------------------------------------------------------------------------------
+
+
+def test_spark_master_reports_two_alive_workers(cluster):
+    master = cluster.address("hub")
+    out = cluster.run("worker1", f"curl -sf http://{master}:8080/json/").stdout
+    workers = json.loads(out)["workers"]
+    alive = sorted(w["host"] for w in workers if w["state"] == "ALIVE")
+    assert alive == sorted([cluster.address("worker1"), cluster.address("worker2")])
+
+
+def test_spark_job_as_researcher_runs_tasks_on_both_workers(cluster):
+    cluster.run("hub", WRITE_JOB)
+    r = cluster.run("hub", "python /tmp/sparkjob.py", user=RESEARCHER, timeout=300)
+    assert "HOSTS worker1,worker2" in r.stdout, r.stderr[-2000:]
+
+
+def test_spark_client_without_the_secret_is_refused(cluster):
+    # the same settings minus the shared secret: the master must not run its tasks
+    cluster.run(
+        "hub",
+        "mkdir -p /tmp/nosecret && cp /etc/spark/spark-env.sh /tmp/nosecret/ && "
+        "grep -v -E 'authenticate|crypto' /etc/spark/spark-defaults.conf "
+        "> /tmp/nosecret/spark-defaults.conf && chmod -R a+rX /tmp/nosecret && " + WRITE_JOB,
+    )
+    r = cluster.run(
+        "hub",
+        "SPARK_CONF_DIR=/tmp/nosecret timeout 150 python /tmp/sparkjob.py",
+        user=RESEARCHER,
+        check=False,
+        timeout=200,
+    )
+    assert r.returncode != 0
+    assert "HOSTS" not in r.stdout
+
+
+def test_spark_settings_with_the_secret_are_private_to_the_platform_group(cluster):
+    files = "/etc/spark/spark-defaults.conf /etc/rtofs/spark.secret"
+    r = cluster.run("hub", f"stat -c '%U %G %a' {files}")
+    assert r.stdout.split("\n")[:2] == ["root rtofs 640", "root rtofs 640"]
+
+
+@pytest.mark.parametrize("port", [6066, 7077, 8080, 18080], ids=["rest", "rpc", "ui", "history"])
+def test_spark_ports_are_closed_to_addresses_outside_the_cluster(cluster, port):
+    # this machine sits on the same bridge but is not a cluster member
+    assert not _reachable(cluster.address("hub"), port)
+
+
+@pytest.mark.parametrize("port", [7077, 8080, 18080], ids=["rpc", "ui", "history"])
+def test_spark_ports_answer_cluster_members(cluster, port):
+    hub = cluster.address("hub")
+    cluster.run("worker2", f"timeout 5 bash -c 'exec 3<>/dev/tcp/{hub}/{port}'")
+
+
+def test_spark_rest_submission_server_is_off_even_inside_the_cluster(cluster):
+    hub = cluster.address("hub")
+    r = cluster.run("worker2", f"timeout 5 bash -c 'exec 3<>/dev/tcp/{hub}/6066'", check=False)
+    assert r.returncode != 0
+
+
+# --- Slurm -----------------------------------------------------------------------------------
+
+
+def test_sinfo_shows_both_workers_idle(cluster):
+    r = cluster.run("hub", "sinfo -h -N -o '%N %T'")
+    assert sorted(r.stdout.split("\n")[:-1]) == ["worker1 idle", "worker2 idle"]
+
+
+def test_researcher_runs_a_slurm_job_on_both_workers(cluster):
+    r = cluster.run("hub", "srun -N2 -n2 --mem=100M hostname", user=RESEARCHER, timeout=120)
+    assert sorted(r.stdout.split()) == ["worker1", "worker2"]
+
+
+# --- people and files ------------------------------------------------------------------------
+
+
+def test_users_have_the_same_ids_on_every_host(cluster):
+    ids = {h: cluster.run(h, "id alice; id bob; id slurm; id spark").stdout for h in HOSTS}
+    assert ids["hub"] == ids["worker1"] == ids["worker2"]
+
+
+def test_researcher_cannot_read_another_researchers_home(cluster):
+    r = cluster.run("worker1", f"ls /home/{OTHER}", user=RESEARCHER, check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_researcher_cannot_write_the_archive(cluster):
+    r = cluster.run("hub", "touch /lustre/rtofs/archive/x", user=RESEARCHER, check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_archive_is_shared_by_all_three_hosts(cluster):
+    cluster.run("worker1", "runuser -u rtofs -- touch /lustre/rtofs/archive/.shared-check")
+    cluster.run("worker2", "test -f /lustre/rtofs/archive/.shared-check")
+    cluster.run("hub", "rm /lustre/rtofs/archive/.shared-check")
+
+
+# --- timers and the daily job -------------------------------------------------------------------
+
+
+def test_crawl_timer_is_installed_and_enabled_on_the_hub_only(cluster):
+    assert cluster.run("hub", "systemctl is-enabled rtofs-crawl.timer").stdout.strip() == "enabled"
+    assert cluster.run("hub", "systemctl is-active rtofs-crawl.timer").stdout.strip() == "active"
+    r = cluster.run("worker1", "systemctl cat rtofs-crawl.timer", check=False)
+    assert r.returncode != 0
+
+
+def test_crawl_then_render_fills_the_archive_and_the_maps(cluster, nomads_source, hostctl):
+    from rtofs_lib.nomads_server import NomadsServer
+
+    with NomadsServer(nomads_source, host=hostctl.GATEWAY, port=8765):
+        crawl = cluster.run("hub", "systemctl start rtofs-crawl.service", timeout=900, check=False)
+    # the crawl's OnSuccess= starts the rendering job; starting it again joins that run
+    # (oneshot: systemctl start returns when it has finished)
+    render = cluster.run("hub", "systemctl start rtofs-render.service", timeout=900, check=False)
+    logs = cluster.run("hub", "journalctl -u rtofs-crawl -u rtofs-render --no-pager | tail -60")
+    assert crawl.returncode == 0 and render.returncode == 0, logs.stdout
+    day = f"rtofs.{SAMPLE_DATE}"
+    files = cluster.run("worker2", f"ls /lustre/rtofs/archive/{day}").stdout.split()
+    assert "manifest.json" in files and any(f.endswith(".nc") for f in files), files
+    maps = cluster.run("worker1", "find /lustre/rtofs/maps -name '*.png' | wc -l").stdout
+    assert int(maps) > 0, logs.stdout
+    cluster.run("worker1", "test -s /lustre/rtofs/maps/index.html")
+
+
+# --- JupyterHub ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub_cert(cluster, tmp_path_factory):
+    """The hub's (self-signed) certificate, to verify HTTPS against."""
+    path = tmp_path_factory.mktemp("hub-tls") / "hub.crt"
+    path.write_text(cluster.run("hub", "cat /etc/rtofs/tls/hub.crt").stdout)
+    return str(path)
+
+
+def test_hub_login_page_answers_over_https(cluster, hub_cert):
+    import requests
+
+    r = requests.get(
+        f"https://{cluster.address('hub')}:{HUB_PORT}/hub/login", verify=hub_cert, timeout=30
+    )
+    assert r.status_code == 200 and "password" in r.text.lower()
+
+
+def _login(base: str, cert: str, user: str):
+    import requests
+
+    s = requests.Session()
+    s.verify = cert
+    s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify; no proxies either
+    s.get(f"{base}/hub/login", timeout=30)
+    xsrf = s.cookies.get("_xsrf", "")
+    r = s.post(
+        f"{base}/hub/login",
+        data={"username": user, "password": PASSWORDS[user], "_xsrf": xsrf},
+        timeout=60,
+    )
+    assert r.status_code == 200 and "/hub/login" not in r.url, f"{user} could not log in: {r.url}"
+    return s, xsrf
+
+
+@pytest.fixture(scope="module")
+def running_server(cluster, hub_cert):
+    """alice logged in over HTTPS with her server started (a Slurm job on a worker)."""
+    base = f"https://{cluster.address('hub')}:{HUB_PORT}"
+    s, xsrf = _login(base, hub_cert, RESEARCHER)
+    headers = {"X-XSRFToken": s.cookies.get("_xsrf", xsrf), "Referer": f"{base}/hub/home"}
+    r = s.post(
+        f"{base}/hub/api/users/{RESEARCHER}/server",
+        json={"profile": "small"},
+        headers=headers,
+        timeout=60,
+    )
+    assert r.status_code in (201, 202), r.text
+    deadline = time.monotonic() + 300
+    model = {}
+    while time.monotonic() < deadline:
+        model = s.get(f"{base}/hub/api/users/{RESEARCHER}", headers=headers, timeout=30).json()
+        if model.get("servers", {}).get("", {}).get("ready"):
+            break
+        time.sleep(3)
+    else:
+        log = cluster.run("hub", "journalctl -u jupyterhub --no-pager | tail -40").stdout
+        pytest.fail(f"alice's server did not start: {model}\n{log}")
+    # the first visit completes the server's OAuth login (API calls are not redirected)
+    lab = s.get(f"{base}/user/{RESEARCHER}/lab", timeout=60)
+    assert lab.status_code == 200, lab.url
+    return base, s
+
+
+def test_researchers_server_runs_as_her_slurm_job_on_a_worker(cluster, running_server):
+    r = cluster.run("hub", f"squeue -h -u {RESEARCHER} -o '%T %N'")
+    state, node = r.stdout.split()
+    assert state == "RUNNING" and node in ("worker1", "worker2")
+    owner = cluster.run(node, "ps -o user= -C jupyterhub-singleuser -C python3 | sort -u")
+    assert RESEARCHER in owner.stdout.split()
+
+
+def test_researchers_server_answers_through_the_proxy(running_server):
+    base, s = running_server
+    r = s.get(f"{base}/user/{RESEARCHER}/api/status", timeout=60)
+    assert r.status_code == 200 and "started" in r.json()
+
+
+def test_hub_restart_keeps_the_running_server(cluster, running_server):
+    base, s = running_server
+    job = cluster.run("hub", f"squeue -h -u {RESEARCHER} -o %i").stdout.strip()
+    cluster.run("hub", "systemctl restart jupyterhub")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = s.get(f"{base}/user/{RESEARCHER}/api/status", timeout=30)
+        if r.status_code == 200:
+            break
+        time.sleep(2)
+    assert r.status_code == 200
+    assert cluster.run("hub", f"squeue -h -u {RESEARCHER} -o %i").stdout.strip() == job
+    # and the restarted hub still knows the server
+    model = s.get(f"{base}/hub/api/users/{RESEARCHER}", timeout=30).json()
+    assert model["servers"][""]["ready"] is True
+
+
+# --- the shared kernel -------------------------------------------------------------------------
+
+
+def test_shared_kernel_is_installed_on_every_host(cluster):
+    for host in HOSTS:
+        r = cluster.run(host, "jupyter kernelspec list --json", user=RESEARCHER)
+        assert "rtofs" in json.loads(r.stdout)["kernelspecs"], host
+
+
+# --- backup and restore (last: it rebuilds the hub) --------------------------------------------
+
+
+def _hub_facts(cluster) -> dict:
+    """What a restore must bring back: the Spark secret, the munge key, the hub's users."""
+    users = cluster.run(
+        "hub",
+        "python3 -c \"import sqlite3; print(' '.join(sorted(r[0] for r in sqlite3.connect("
+        "'/var/lib/rtofs-hub/jupyterhub.sqlite').execute('select name from users'))))\"",
+    ).stdout.split()
+    sums = cluster.run("hub", "sha256sum /etc/rtofs/spark.secret /etc/munge/munge.key").stdout
+    return {"users": users, "secrets": [line.split()[0] for line in sums.splitlines()]}
+
+
+def test_backup_restores_onto_a_freshly_rebuilt_hub(cluster, hostctl, hub_cert, tmp_path):
+    base = f"https://{cluster.address('hub')}:{HUB_PORT}"
+    _login(base, hub_cert, OTHER)  # bob exists in the hub's database from now on
+    before = _hub_facts(cluster)
+    assert OTHER in before["users"]
+    backup = run_playbook("-e", f"backup_dir={tmp_path}", playbook="backup.yml")
+    assert backup.rc == 0, backup.tail()
+    (archive,) = tmp_path.glob("rtofs-hub-*.tar.gz")
+
+    hostctl.reset("hub")  # the hub is lost: a new one from bare Debian, converged
+    fresh = run_playbook()
+    assert fresh.rc == 0, fresh.tail()
+    assert _hub_facts(cluster)["secrets"] != before["secrets"]
+
+    restore = run_playbook("-e", f"backup_file={archive}", playbook="restore.yml")
+    assert restore.rc == 0, restore.tail()
+    assert _hub_facts(cluster) == before
+    # the restored secrets reached the workers: Spark and Slurm work again
+    master = f"http://{cluster.address('hub')}:8080/json/"
+    alive = _poll(
+        lambda: json.loads(cluster.run("worker1", f"curl -sf {master}").stdout)["aliveworkers"], 2
+    )
+    assert alive == 2
+    nodes = _poll(lambda: cluster.run("hub", "sinfo -h -o %T").stdout.split(), ["idle"])
+    assert nodes == ["idle"]
+    cluster.run("hub", "srun -N2 -n2 --mem=100M true", user=RESEARCHER, timeout=180)
+
+
+def _poll(probe, want, timeout: float = 120.0):
+    """Call ``probe`` until it returns ``want`` or ``timeout`` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value == want or time.monotonic() > deadline:
+            return value
+        time.sleep(2)
