@@ -284,8 +284,8 @@ def test_researchers_server_runs_as_her_slurm_job_on_a_worker(cluster, running_s
     r = cluster.run("hub", f"squeue -h -u {RESEARCHER} -o '%T %N'")
     state, node = r.stdout.split()
     assert state == "RUNNING" and node in ("worker1", "worker2")
-    owner = cluster.run(node, "ps -o user= -C jupyterhub-singleuser -C python3 | sort -u")
-    assert RESEARCHER in owner.stdout.split()
+    procs = cluster.run(node, f"ps -u {RESEARCHER} -o args=").stdout
+    assert "singleuser" in procs, procs
 
 
 def test_researchers_server_answers_through_the_proxy(running_server):
@@ -306,9 +306,14 @@ def test_hub_restart_keeps_the_running_server(cluster, running_server):
         time.sleep(2)
     assert r.status_code == 200
     assert cluster.run("hub", f"squeue -h -u {RESEARCHER} -o %i").stdout.strip() == job
-    # and the restarted hub still knows the server
-    model = s.get(f"{base}/hub/api/users/{RESEARCHER}", timeout=30).json()
-    assert model["servers"][""]["ready"] is True
+    # and the restarted hub (once it answers again) still knows the server
+    headers = {"X-XSRFToken": s.cookies.get("_xsrf", path="/hub/") or ""}
+
+    def ready():
+        r = s.get(f"{base}/hub/api/users/{RESEARCHER}", headers=headers, timeout=30)
+        return r.json()["servers"][""]["ready"] if r.status_code == 200 else r.status_code
+
+    assert _poll(ready, True) is True
 
 
 # --- the shared kernel -------------------------------------------------------------------------
@@ -320,25 +325,41 @@ def test_shared_kernel_is_installed_on_every_host(cluster):
         assert "rtofs" in json.loads(r.stdout)["kernelspecs"], host
 
 
+def test_example_notebooks_are_published_read_only_with_a_shared_collab_folder(cluster):
+    shared = "/lustre/rtofs/notebooks"
+    r = cluster.run("worker2", f"ls {shared}/examples", user=RESEARCHER)
+    assert "01_quick_start.ipynb" in r.stdout.split()
+    r = cluster.run("worker2", f"touch {shared}/examples/mine.ipynb", user=RESEARCHER, check=False)
+    assert r.returncode != 0
+    cluster.run("worker2", f"touch {shared}/collab/alice-notes.ipynb", user=RESEARCHER)
+    cluster.run("worker1", f"test -r {shared}/collab/alice-notes.ipynb", user=OTHER)
+    cluster.run("worker1", f"touch {shared}/collab/bob-notes.ipynb", user=OTHER)
+
+
 # --- backup and restore (last: it rebuilds the hub) --------------------------------------------
 
 
-def _hub_facts(cluster) -> dict:
-    """What a restore must bring back: the Spark secret, the munge key, the hub's users."""
-    users = cluster.run(
-        "hub",
-        "python3 -c \"import sqlite3; print(' '.join(sorted(r[0] for r in sqlite3.connect("
-        "'/var/lib/rtofs-hub/jupyterhub.sqlite').execute('select name from users'))))\"",
-    ).stdout.split()
+def _hub_users(cluster) -> list[str]:
+    """Users in the hub's database (read-only: never creates the file)."""
+    db = "file:/var/lib/rtofs-hub/jupyterhub.sqlite?mode=ro"
+    code = (
+        f"import sqlite3; c = sqlite3.connect({db!r}, uri=True); "
+        "print(' '.join(sorted(r[0] for r in c.execute('select name from users'))))"
+    )
+    return cluster.run("hub", f'python3 -c "{code}"').stdout.split()
+
+
+def _secrets(cluster) -> list[str]:
+    """Checksums of the secrets made once on the hub: the Spark secret and the munge key."""
     sums = cluster.run("hub", "sha256sum /etc/rtofs/spark.secret /etc/munge/munge.key").stdout
-    return {"users": users, "secrets": [line.split()[0] for line in sums.splitlines()]}
+    return [line.split()[0] for line in sums.splitlines()]
 
 
 def test_backup_restores_onto_a_freshly_rebuilt_hub(cluster, hostctl, hub_cert, tmp_path):
     base = f"https://{cluster.address('hub')}:{HUB_PORT}"
     _login(base, hub_cert, OTHER)  # bob exists in the hub's database from now on
-    before = _hub_facts(cluster)
-    assert OTHER in before["users"]
+    users, secrets = _hub_users(cluster), _secrets(cluster)
+    assert OTHER in users
     backup = run_playbook("-e", f"backup_dir={tmp_path}", playbook="backup.yml")
     assert backup.rc == 0, backup.tail()
     (archive,) = tmp_path.glob("rtofs-hub-*.tar.gz")
@@ -346,11 +367,12 @@ def test_backup_restores_onto_a_freshly_rebuilt_hub(cluster, hostctl, hub_cert, 
     hostctl.reset("hub")  # the hub is lost: a new one from bare Debian, converged
     fresh = run_playbook()
     assert fresh.rc == 0, fresh.tail()
-    assert _hub_facts(cluster)["secrets"] != before["secrets"]
+    assert _secrets(cluster) != secrets  # a new hub made new ones
 
     restore = run_playbook("-e", f"backup_file={archive}", playbook="restore.yml")
     assert restore.rc == 0, restore.tail()
-    assert _hub_facts(cluster) == before
+    assert _secrets(cluster) == secrets
+    assert _hub_users(cluster) == users
     # the restored secrets reached the workers: Spark and Slurm work again
     master = f"http://{cluster.address('hub')}:8080/json/"
     alive = _poll(
