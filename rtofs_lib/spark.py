@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import re
 import sys
@@ -258,6 +259,7 @@ def session(
         tmp.write_text(LOG4J2)
         tmp.replace(log4j)
 
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are noise in the CLI
     builder = SparkSession.builder
     if resolved:
         builder = builder.master(resolved)

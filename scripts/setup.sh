@@ -10,6 +10,7 @@ apt_packages=(
   curl                      # crawler benchmark baseline
   slurmctld slurmd slurm-client munge   # the hub's SlurmSpawner (tests start them as daemons)
   libpam-modules libpam-runtime python3-venv   # PAM login; python3-venv for the tests' user env
+  chromium fonts-liberation             # viewer browser test (Playwright drives /usr/bin/chromium)
   nodejs                                # configurable-http-proxy for the hub (nodesource nodejs ships npm)
   systemd-container debootstrap apt-cacher-ng   # tests/hosts: three booted Debian hosts for Ansible
 )

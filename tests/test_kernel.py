@@ -188,9 +188,7 @@ def test_installed_kernel_spark_starts_on_first_use(started_kernel):
     assert out.split() == ["5", "True", "local[2]"]
 
 
-def test_broken_cluster_raises_a_clear_error_and_the_kernel_keeps_working(
-    kernel_env, monkeypatch
-):
+def test_broken_cluster_raises_a_clear_error_and_the_kernel_keeps_working(kernel_env, monkeypatch):
     from jupyter_client.manager import start_new_kernel
 
     url = f"spark://127.0.0.1:{free_port()}"

@@ -62,7 +62,7 @@ def test_opens_the_latest_day_by_default(viewer_archive, viewer_cache, tmp_path)
 
 
 def test_an_archive_without_days_says_what_to_do(tmp_path):
-    with pytest.raises(RtofsError, match="no rtofs.YYYYMMDD day folders.*rtofs sample"):
+    with pytest.raises(RtofsError, match=r"no rtofs\.YYYYMMDD day folders.*rtofs sample"):
         viewers.SSTViewer(tmp_path, maps=tmp_path, cache_dir=tmp_path)
 
 
@@ -100,7 +100,9 @@ def test_temperature_at_depth_offers_the_3dz_steps_and_levels(viewer):
     viewer.depth.value = 100.0
     assert viewer.image.value != surface
     f = reader.read_field(viewer.last["path"], "temperature", depth=100.0)
-    expected = render.map_indices(f.values, f.lat, f.lon, field="temperature", raster=viewer.raster())
+    expected = render.map_indices(
+        f.values, f.lat, f.lon, field="temperature", raster=viewer.raster()
+    )
     np.testing.assert_array_equal(map_pixels(viewer), expected)
 
 
