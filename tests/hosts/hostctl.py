@@ -246,6 +246,11 @@ def wheelhouse(release: str) -> Path:
     if not had_build:  # setuptools builds in the source tree; leave it as it was
         shutil.rmtree(REPO / "build", ignore_errors=True)
     stamp = out / f".deps-{pyver}"
+    if tuple(int(x) for x in pyver.split(".")[:2]) < (3, 11):
+        # rtofs-lib needs 3.11: the hosts boot, and the converge stops in the rtofs role's
+        # validation with a message saying so
+        log(f"{release}'s Python {pyver} is older than rtofs-lib supports; no wheelhouse")
+        return out
     if not stamp.exists():
         log(f"building the {tag} wheelhouse for Python {pyver} (once) in {out}")
         # pyspark may be published as an sdist only: make its (pure Python) wheel here
