@@ -979,6 +979,10 @@ class Crawler:
                 self.stop.set()
                 progress.close()
         if fatal is not None:
+            # A full disk: partial downloads of the aborted transfers only hold space the
+            # archive needs; drop them (the lock guarantees no other crawler owns them).
+            for leftover in [*folder.glob(".*.part"), *folder.glob(".*.part.json")]:
+                leftover.unlink(missing_ok=True)
             report.fatal = str(fatal)
             report.unfinished.extend(t.name for t in pending if t.name not in report.unfinished)
 

@@ -224,6 +224,13 @@ def render_one(task: Task) -> FileResult:
     result = FileResult(
         path=task.path, status="rendered", host=socket.gethostname(), pid=os.getpid()
     )
+    rows: list[list[dict[str, Any]]] = []
+
+    def keep_stats(style: render.FieldStyle, data: Any, values: Any) -> None:
+        # the statistics field drawn as a map: compute its rows from the array just read
+        if task.stats_field and not rows and style.variables == (task.stats_field,):
+            rows.append(stats.values_rows(task.path, task.stats_field, values, data.valid_time))
+
     try:
         written = render.render_file(
             task.path,
@@ -231,10 +238,12 @@ def render_one(task: Task) -> FileResult:
             fields=task.fields,
             sizes=task.sizes,
             cache_dir=task.cache_dir,
+            on_values=keep_stats,
         )
         result.outputs = [str(Path(p).relative_to(day)) for p in written]
         if task.stats_field:
-            result.stats = stats.file_rows(task.path, task.stats_field)
+            # a statistics field that is not drawn is read on its own
+            result.stats = rows[0] if rows else stats.file_rows(task.path, task.stats_field)
             folder = day / Path(task.path).stem
             _write_json(folder / STATS_FILE, {"source": task.path, "rows": result.stats})
             result.outputs.append(str((folder / STATS_FILE).relative_to(day)))
@@ -254,14 +263,13 @@ def prepare_grid(
     """Build the grid index of ``path``'s grid for the global ``sizes`` into ``cache_dir``.
 
     Run once on the driver before the job: the executors then only load the cached
-    index (once per Python worker) instead of each building it.
+    index (once per Python worker) instead of each building it. When the cache already
+    holds the indices (known from the grid signature, see :func:`rtofs_lib.render.prepare`)
+    the driver reads neither the grid nor the indices.
     """
-    from rtofs_lib import reader, regrid, render
+    from rtofs_lib import render
 
-    lat, lon = reader.read_grid(path)
-    key = regrid.grid_key(lat, lon)
-    for size in sizes:
-        regrid.get_index(lat, lon, render.raster_for(None, size), cache_dir, key=key)
+    render.prepare(path, sizes=sizes, cache_dir=cache_dir, load=False)
 
 
 def _prepare_any(tasks: Sequence[Task], *, sizes: Sequence[str], cache_dir: Path) -> None:
@@ -270,7 +278,8 @@ def _prepare_any(tasks: Sequence[Task], *, sizes: Sequence[str], cache_dir: Path
         try:
             prepare_grid(t.path, sizes=sizes, cache_dir=cache_dir)
             return
-        except RtofsError as e:
+        except (RtofsError, OSError, KeyError, IndexError, ValueError) as e:
+            # unreadable, truncated or not an RTOFS file (netCDF4 errors, missing grid)
             log.info("cannot take the grid from %s: %s", t.path, e)
 
 
@@ -561,10 +570,8 @@ def _finish_days(
         rows = [row for r in results if r.status != "failed" for row in r.stats]
         target = day / stats.STATS_NAME
         if rows and (day_dir in changed or not target.exists()):
-            if spark is not None:  # a DataFrame written by the executors
-                written.append(stats.write_spark(stats.to_dataframe(spark, rows), target))
-            else:
-                written.append(stats.write_parquet(rows, target))
+            # a few small rows: written here with pyarrow (a Spark write costs a job)
+            written.append(stats.write_parquet(rows, target))
         if dashboard and (day_dir in changed or not (day / dash.DAY_INDEX).exists()):
             written.append(dash.write_day_index(report.maps, date, results))
     if dashboard and (changed or not (report.maps / dash.INDEX_HTML).exists()):

@@ -40,7 +40,7 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -51,6 +51,7 @@ import numpy as np
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
+    from rtofs_lib.reader import FieldData
     from rtofs_lib.regrid import Raster
 
 __all__ = [
@@ -540,17 +541,20 @@ _BLOCK = 1 << 18
 _SIGNATURES: dict[tuple, str] = {}
 
 
-def _load_cached_index(key: str, raster: Raster, cache_dir: str | Path | None):
+def _load_cached_index(
+    key: str, raster: Raster, cache_dir: str | Path | None, *, mmap: bool = False
+):
     """The index regrid cached on disk for (key, raster), or None (then regrid builds it).
 
     Loading it here needs no grid coordinates, so a fresh worker process does not read
-    Latitude/Longitude at all once the index exists.
+    Latitude/Longitude at all once the index exists. ``mmap=True`` only maps the file
+    (reads its header): enough to check that a usable index is there.
     """
     if cache_dir is None:
         return None
     path = Path(cache_dir) / f"index-{key}-{raster.key}.npy"
     try:
-        index = np.load(path, allow_pickle=False)
+        index = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError):
         return None
     if index.shape != (raster.height, raster.width) or index.dtype != np.int32:
@@ -852,6 +856,7 @@ def render_file(
     sizes: Iterable[str] = SIZES,
     depth: float | None = None,
     cache_dir: str | Path | None = None,
+    on_values: Callable[[FieldStyle, FieldData, np.ndarray], None] | None = None,
 ) -> list[Path]:
     """Render maps of one RTOFS file to ``out_dir/<stem>/<field>.<size>.png``.
 
@@ -872,6 +877,12 @@ def render_file(
         For 3-D fields: metres (nearest level); default the top level.
     cache_dir
         Grid-index cache; default ``rtofs_lib.config.load().cache``.
+    on_values
+        Called as ``on_values(style, data, values)`` after each field's maps are written,
+        with the field as read (``data``: its :class:`~rtofs_lib.reader.FieldData`,
+        ``values``: the 2-D array drawn, speed for ``speed``), so a caller can use the
+        values without reading the file again. The arrays are freed afterwards; keep
+        only what the callback computes from them.
 
     Returns
     -------
@@ -907,6 +918,8 @@ def render_file(
             dest = output_path(out_dir, path, style.name, size, region, data.depth)
             _save_png(_to_image(canvas, style), dest)
             written.append(dest)
+        if on_values is not None:
+            on_values(style, data, values)
         del data, values
     return written
 
@@ -917,11 +930,16 @@ def prepare(
     sizes: Iterable[str] = SIZES,
     region: Sequence[float] | str | None = None,
     cache_dir: str | Path | None = None,
+    load: bool = True,
 ) -> None:
     """Build (or load) the grid index of ``path``'s grid for the maps of ``sizes``.
 
     The one-off cost of a grid (a k-d tree and one query per raster); later
     :func:`render_file` calls on files of the same grid only gather.
+
+    With ``load=False`` it only makes sure the indices are in ``cache_dir`` (for other
+    processes to use): when they already are, it reads just the grid signature (a few
+    coordinate chunks), neither Latitude/Longitude nor the indices themselves.
     """
     path = Path(path)
     if cache_dir is None:
@@ -930,4 +948,6 @@ def prepare(
         cache_dir = config.load().cache
     key, grid = _grid_key_for(path, cache_dir)
     for size in sizes:
-        _plan(key, raster_for(region, size), grid, cache_dir)
+        raster = raster_for(region, size)
+        if load or _load_cached_index(key, raster, cache_dir, mmap=True) is None:
+            _plan(key, raster, grid, cache_dir)

@@ -189,13 +189,44 @@ def file_rows(
     """
     from rtofs_lib import reader
 
-    path = Path(path)
     data = reader.read_field(path, field, grid=False)
-    lat, lon, key = _grid_for(path, data.values.shape)
-    rows = region_rows(data.values, lat, lon, regions=regions, grid_key=key)
+    return values_rows(path, field, data.values, data.valid_time, regions=regions)
+
+
+def values_rows(
+    path: str | Path,
+    field: str,
+    values: np.ndarray,
+    valid_time: dt.datetime | None = None,
+    *,
+    regions: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Return the rows of :func:`file_rows` from a field already read from ``path``.
+
+    For callers that hold the values (the rendering job gets them from
+    :func:`rtofs_lib.render.render_file`), so the file's field is not read twice.
+
+    Parameters
+    ----------
+    path
+        The file the values come from (its name gives date and step; its grid is read
+        once per process).
+    field
+        Name of the field the values are.
+    values
+        The 2-D field as :func:`rtofs_lib.reader.read_field` returns it (NaN on land).
+    valid_time
+        The field's valid time (default: from the file name).
+    regions
+        Region names (default every region).
+    """
+    path = Path(path)
+    values = np.asarray(values)
+    lat, lon, key = _grid_for(path, values.shape)
+    rows = region_rows(values, lat, lon, regions=regions, grid_key=key)
     name = names.parse_name(path)
     date = name.date.strftime("%Y%m%d") if name.date else ""
-    vt = data.valid_time or (name.valid_time if name.date else None)
+    vt = valid_time or (name.valid_time if name.date else None)
     for r in rows:
         r.update(
             date=date,

@@ -14,7 +14,7 @@ import pytest
 from conftest import SAMPLE_DATE
 from PIL import Image
 
-from rtofs_lib import dashboard, names, pipeline, reader, render, stats
+from rtofs_lib import dashboard, names, pipeline, reader, regrid, render, stats
 
 N_FILES = 12  # spark_day: n024, f000-f010
 
@@ -226,6 +226,70 @@ def test_region_statistics_match_numpy(spark_sessions, spark_day, spark_cache, t
     assert row["min"] == pytest.approx(v.min()) and row["max"] == pytest.approx(v.max())
     assert row["mean"] == pytest.approx(np.dot(v, w) / w.sum(), rel=1e-9)
     assert str(row["valid_time"]) == "2026-07-08 06:00:00"
+
+
+def test_statistics_field_is_read_once_per_file(spark_day, spark_cache, tmp_path, monkeypatch):
+    reads: list[str] = []
+    read_field = reader.read_field
+
+    def counting(path, variable, *args, **kw):
+        reads.append(variable)
+        return read_field(path, variable, *args, **kw)
+
+    monkeypatch.setattr(reader, "read_field", counting)
+    report = run_job(spark_day, tmp_path, spark_cache, master="serial", sizes=("low",))
+
+    assert report.exit_status == 0 and len(report.rendered) == N_FILES
+    assert reads.count("sst") == N_FILES, "the map and the statistics share one read"
+    assert all(len(r.stats) == len(stats.REGIONS) for r in report.rendered)
+
+
+def test_statistics_of_a_field_not_drawn_are_still_computed(spark_day, spark_cache, tmp_path):
+    report = run_job(
+        spark_day, tmp_path, spark_cache, master="serial", sizes=("low",), fields="sss"
+    )
+    path = spark_day / names.day_folder(SAMPLE_DATE) / "rtofs_glo_2ds_f006_prog.nc"
+    rows = next(r.stats for r in report.rendered if r.path == str(path))
+    assert rows == stats.file_rows(path, "sst")
+
+
+# --- the grid index, prepared on the driver ------------------------------------------------------
+
+
+def test_driver_reads_no_grid_when_the_cache_is_current(spark_day, tmp_path, monkeypatch):
+    path = next((spark_day / names.day_folder(SAMPLE_DATE)).glob("*.nc"))
+    cache = tmp_path / "cache"
+
+    def fresh_process() -> None:  # nothing in memory, only the cache folder
+        monkeypatch.setattr(render, "_SIGNATURES", {})
+        monkeypatch.setattr(render, "_PLANS", type(render._PLANS)())
+        regrid.clear_memory_cache()
+
+    fresh_process()
+    pipeline.prepare_grid(path, cache_dir=cache)  # fills the cache
+    fresh_process()
+    grid_reads: list[Path] = []
+    read_grid = reader.read_grid
+    monkeypatch.setattr(reader, "read_grid", lambda p: grid_reads.append(p) or read_grid(p))
+    before = dict(regrid.STATS)
+
+    pipeline.prepare_grid(path, cache_dir=cache)
+
+    assert grid_reads == []
+    assert dict(regrid.STATS) == before, "no index or tree loaded or built"
+
+
+def test_driver_builds_the_missing_indices(spark_day, tmp_path, monkeypatch):
+    path = next((spark_day / names.day_folder(SAMPLE_DATE)).glob("*.nc"))
+    cache = tmp_path / "cache"
+    regrid.clear_memory_cache()
+    monkeypatch.setattr(render, "_PLANS", type(render._PLANS)())
+
+    pipeline.prepare_grid(path, cache_dir=cache, sizes=("low", "high"))
+
+    indices = sorted(p.name for p in cache.glob("index-*.npy"))
+    assert len(indices) == 2
+    assert all(render.raster_for(None, s).key in " ".join(indices) for s in ("low", "high"))
 
 
 def test_region_statistics_of_a_range_of_days(spark_sessions, spark_cache, tmp_path):

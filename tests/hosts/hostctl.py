@@ -197,6 +197,7 @@ def cache_up() -> None:
     conf.mkdir(exist_ok=True)
     (conf / "acng.conf").write_text(
         "SupportDir: /usr/lib/apt-cacher-ng\nExThreshold: 30\nPassThroughPattern: ^$\n"
+        "NetworkTimeout: 30\n"
     )
     sh(
         "apt-cacher-ng",
@@ -343,6 +344,10 @@ def prepare_host(base: Path, host: Host, release: str) -> None:
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     net = root / "etc/systemd/network"
     net.mkdir(parents=True, exist_ok=True)
+    (root / "etc/apt/apt.conf.d/02rtofs-timeouts").write_text(
+        "# a stalled download through the cache fails and is retried instead of hanging\n"
+        'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n'
+    )
     (net / "10-rtofs.network").write_text(
         "# Static address on the test bridge; no gateway: the hosts have no route out.\n"
         "[Match]\nName=host0\n\n[Network]\n"
