@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -246,7 +247,9 @@ def wheelhouse(release: str) -> Path:
     sh(*pip, "wheel", "-q", "--no-deps", "-w", out, REPO, cwd=STATE)
     if not had_build:  # setuptools builds in the source tree; leave it as it was
         shutil.rmtree(REPO / "build", ignore_errors=True)
-    stamp = out / f".deps-{pyver}"
+    # keyed on pyproject.toml too: a new dependency must reach the wheelhouse
+    deps = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    stamp = out / f".deps-{pyver}-{deps}"
     if tuple(int(x) for x in pyver.split(".")[:2]) < (3, 11):
         # rtofs-lib needs 3.11: the hosts boot, and the converge stops in the rtofs role's
         # validation with a message saying so
