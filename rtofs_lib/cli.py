@@ -2,7 +2,7 @@
 
 Each sub-command lives in a small module of :mod:`rtofs_lib.commands` that defines
 ``register(subparsers)``; heavy imports happen inside the command, so ``rtofs --help``
-stays fast. Exit status: 0 complete, 1 failed, 2 usage error, 3 partial.
+stays fast. Exit status: 0 complete, 1 failed, 2 usage or configuration error, 3 partial.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from rtofs_lib import __version__
-from rtofs_lib.errors import RtofsError
+from rtofs_lib.errors import ConfigError, RtofsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"rtofs {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except RtofsError as e:
         print(f"rtofs {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED

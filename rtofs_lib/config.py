@@ -59,6 +59,11 @@ class Settings:
     crawl_parallel: int = 2
     #: Request-rate cap of the crawler, per minute (NOMADS blocks above 120).
     crawl_rate_per_minute: int = 100
+    #: How long one crawl may run before it stops (``600``, ``90m``, ``4h``).
+    crawl_deadline: str = "4h"
+    #: Size floors below which a listed file counts as still being written: ``auto`` (the
+    #: real floors, on the NOMADS host only), ``off``, or e.g. ``prog=140M,diag=175M``.
+    crawl_size_floor: str = "auto"
     #: Days kept by ``rtofs prune``.
     keep_days: int = 10
 

@@ -490,8 +490,8 @@ def test_prune_keeps_the_last_n_days(tmp_path):
 # --- command line and scheduling -------------------------------------------------------------
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RTOFS_CONFIG": ""}
+def run_cli(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RTOFS_CONFIG": str(config) if config else ""}
     return subprocess.run(
         [sys.executable, "-m", "rtofs_lib", *args],
         capture_output=True,
@@ -527,6 +527,35 @@ def test_cli_exit_status_says_complete_partial_failed(nomads, tmp_path, date, st
     )
     assert proc.returncode == code, proc.stderr
     assert f"rtofs crawl {date}: {word}" in proc.stdout
+
+
+def test_cli_takes_deadline_and_floors_from_the_configuration(nomads, tmp_path):
+    cfg = tmp_path / "rtofs.toml"
+    floor = served_path(nomads, names.compose_name("prog", "n024")).stat().st_size + 2**20
+    cfg.write_text(f'crawl_deadline = "3s"\ncrawl_size_floor = "prog={floor}"\n')
+    proc = run_cli(
+        "crawl", "--archive", str(tmp_path / "a"), "--base-url", nomads.url,
+        "--date", SAMPLE_DATE, "--steps", "n024", "--progress", "log", config=cfg,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "below the" in proc.stderr
+    assert "deadline" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ('crawl_deadline = "soon"', "crawl_deadline"),
+        ('crawl_size_floor = "prog=big"', "crawl_size_floor"),
+    ],
+    ids=["deadline", "floor"],
+)
+def test_cli_names_a_bad_crawl_setting(tmp_path, line, named):
+    cfg = tmp_path / "rtofs.toml"
+    cfg.write_text(line + "\n")
+    proc = run_cli("crawl", "--archive", str(tmp_path / "a"), config=cfg)
+    assert proc.returncode == 2, proc.stderr
+    assert named in proc.stderr
 
 
 def test_cli_prune_deletes_old_days(tmp_path):

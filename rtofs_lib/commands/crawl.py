@@ -27,13 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, help="requests per minute (default: config, 100)")
     p.add_argument(
         "--deadline",
-        default="4h",
-        help="stop after this long, e.g. 90m, 4h, 600 (seconds); default 4h",
+        help="stop after this long, e.g. 90m, 4h, 600 (seconds) (default: config, 4h)",
     )
     p.add_argument(
         "--size-floor",
-        default="auto",
-        help="'auto' (real floors on the NOMADS host only), 'off', or e.g. prog=140M,diag=175M",
+        help="'auto' (real floors on the NOMADS host only), 'off', or e.g. prog=140M,diag=175M "
+        "(default: config, auto)",
     )
     p.add_argument(
         "--progress",
@@ -54,16 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_prune)
 
 
-def parse_duration(text: str) -> float:
-    """Return seconds from ``600``, ``90s``, ``90m`` or ``4h``."""
+def parse_duration(text: str, source: str = "--deadline") -> float:
+    """Return seconds from ``600``, ``90s``, ``90m`` or ``4h``; ``source`` names it in errors."""
+    from rtofs_lib.errors import ConfigError
+
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
     if not m:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}; write e.g. 600, 90m or 4h")
+        raise ConfigError(f"{source}: bad duration {text!r}; write e.g. 600, 90m or 4h")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def parse_floors(text: str) -> str | dict[str, int]:
-    """Return ``auto``, ``off`` or a dict from ``prog=140M,diag=175M``."""
+def parse_floors(text: str, source: str = "--size-floor") -> str | dict[str, int]:
+    """Return ``auto``, ``off`` or a dict from ``prog=140M,diag=175M``; ``source`` names it."""
     from rtofs_lib import names
     from rtofs_lib.crawler import parse_size
     from rtofs_lib.errors import ConfigError
@@ -80,9 +81,7 @@ def parse_floors(text: str) -> str | dict[str, int]:
         except ValueError:
             value = None
         if value is None:
-            raise ConfigError(
-                f"--size-floor: bad size {size!r} for {product}; write e.g. prog=140M"
-            )
+            raise ConfigError(f"{source}: bad size {size!r} for {product}; write e.g. prog=140M")
         out[product] = value
     return out
 
@@ -100,10 +99,19 @@ def run_crawl(args: argparse.Namespace) -> int:
     options = CrawlOptions(
         parallel=args.parallel or settings.crawl_parallel,
         rate_per_minute=args.rate or settings.crawl_rate_per_minute,
-        size_floors=parse_floors(args.size_floor),
+        size_floors=(
+            parse_floors(args.size_floor)
+            if args.size_floor
+            else parse_floors(settings.crawl_size_floor, "setting crawl_size_floor")
+        ),
         progress=args.progress,
     )
-    options = replace(options, deadline=parse_duration(args.deadline))
+    deadline = (
+        parse_duration(args.deadline)
+        if args.deadline
+        else parse_duration(settings.crawl_deadline, "setting crawl_deadline")
+    )
+    options = replace(options, deadline=deadline)
     report = crawl(
         Path(args.archive) if args.archive else settings.archive,
         args.date,
