@@ -1,6 +1,6 @@
 """Files per minute of the rendering job: serial, Spark local[2], and a 2-worker standalone cluster.
 
-All three render the same full-size sample day (8 prog files, 4500 × 3298, sst low + high
+All three render the same full-size sample day (24 prog files, 4500 × 3298, sst low + high
 maps and region statistics) in one process run; the grid index is built once beforehand
 and shared. Every mode first renders the day once untimed (the serial process and each
 Spark Python worker then hold the grid index and region selections, as a long-running
@@ -74,9 +74,9 @@ def timed(label: str, maps: Path, cache: Path, archive: Path, repeat: int, **kw)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--files", type=int, default=24)
     ap.add_argument("--grid", default="full")
-    ap.add_argument("--repeat", type=int, default=2, help="timed passes per mode (best counts)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed passes per mode (best counts)")
     ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "rtofs-bench-spark"))
     args = ap.parse_args()
 

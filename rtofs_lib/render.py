@@ -539,6 +539,8 @@ _MAX_PLANS = 16
 _BLOCK = 1 << 18
 #: Grid keys by a cheap per-file signature (shape and a few coordinates).
 _SIGNATURES: dict[tuple, str] = {}
+#: Grid-signature notes known to exist (read or written by this process).
+_NOTED: set[Path] = set()
 
 
 def _load_cached_index(
@@ -810,29 +812,39 @@ def _grid_key_for(path: Path, cache_dir: str | Path | None) -> tuple[str, object
         return loaded[0]
 
     sig = _grid_signature(path)
-    key = _SIGNATURES.get(sig)
-    if key is not None:
-        return key, grid
     digest = hashlib.blake2b(repr(sig).encode(), digest_size=10).hexdigest()
     note = Path(cache_dir) / f"gridsig-{digest}.txt" if cache_dir is not None else None
+    key = _SIGNATURES.get(sig)
+    if key is not None:
+        if note is not None and note not in _NOTED:  # known grid, new cache folder
+            _write_note(note, key)
+        return key, grid
     if note is not None:
         try:
             key = note.read_text().strip() or None
         except OSError:
             key = None
+        else:
+            _NOTED.add(note)
     if key is None:
         lat, lon = grid()
         key = regrid.grid_key(lat, lon)
         if note is not None:
-            try:
-                note.parent.mkdir(parents=True, exist_ok=True)
-                tmp = note.with_name(f".{note.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-                tmp.write_text(key + "\n")
-                tmp.replace(note)
-            except OSError:
-                pass  # a read-only cache still works, only slower
+            _write_note(note, key)
     _SIGNATURES[sig] = key
     return key, grid
+
+
+def _write_note(note: Path, key: str) -> None:
+    """Remember a grid key in the cache folder, atomically (a read-only cache is fine)."""
+    try:
+        note.parent.mkdir(parents=True, exist_ok=True)
+        tmp = note.with_name(f".{note.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(key + "\n")
+        tmp.replace(note)
+    except OSError:
+        return  # still works, only slower in a fresh process
+    _NOTED.add(note)
 
 
 def _read_values(path: Path, style: FieldStyle, depth: float | None):

@@ -4,7 +4,8 @@
 (``n000`` … ``f192``), the field (SST, SSS, SSH, surface current speed, temperature or
 salinity at depth), region presets and a custom box, colormap and colour range, low or
 high resolution. A click on the map plots that grid point's values across the day's steps.
-A compare mode shows two days side by side, or their difference.
+A compare mode shows two days side by side, or their difference, pairing day B's map by the
+same valid time (default) or the same step.
 
 Maps come from the pre-rendered PNGs of ``rtofs run`` (``maps/rtofs.YYYYMMDD/<stem>/``)
 when they match the view (default colours, global or a rendered region); otherwise the
@@ -70,6 +71,9 @@ COLORMAPS = (
 DIFF_SPAN = {"sst": 2.0, "sss": 0.5, "ssh": 0.3, "speed": 0.5, "temperature": 2.0, "salinity": 0.5}
 
 MODES = (("single", "single"), ("side by side", "side"), ("difference A − B", "diff"))
+#: How compare mode picks day B's map: the same valid time (a forecast against an older
+#: forecast of the same moment) or the same step (a day later at the same lead time).
+PAIRINGS = (("same valid time", "valid"), ("same step", "step"))
 
 
 @dataclass(frozen=True)
@@ -444,6 +448,8 @@ class SSTViewer(w.VBox):
         self.mode.style.button_width = "auto"
         other = next((d for d in reversed(days) if d != day), day)
         self.day_b = w.Dropdown(options=day_options, value=other, description="Day B")
+        self.pair = w.ToggleButtons(options=PAIRINGS, value="valid", description="Pair by")
+        self.pair.style.button_width = "auto"
         self.field = w.Dropdown(
             options=[(render.FIELDS[f].title, f) for f in VIEW_FIELDS],
             value=field,
@@ -494,7 +500,7 @@ class SSTViewer(w.VBox):
                 self._events.append(ev)
 
         self._images = w.HBox([self.image], layout=w.Layout(width="100%"))
-        self._b_row = w.HBox([self.day_b])
+        self._b_row = w.HBox([self.day_b, self.pair])
         super().__init__(
             [
                 w.HBox([self.day, self.mode]),
@@ -516,6 +522,7 @@ class SSTViewer(w.VBox):
         for widget, handler in (
             (self.day, self._on_day),
             (self.day_b, self._on_change),
+            (self.pair, self._on_change),
             (self.mode, self._on_mode),
             (self.field, self._on_field),
             (self.depth, self._on_change),
@@ -578,6 +585,31 @@ class SSTViewer(w.VBox):
         """The step shown ("" when the day has no files of the field's product)."""
         steps = self.steps
         return steps[min(self.slider.value, len(steps) - 1)] if steps else ""
+
+    @property
+    def step_b(self) -> str:
+        """Day B's step paired with the step shown ("" when day B has none).
+
+        With ``pair`` = ``valid`` it is the step of day B valid at the same time (a nowcast
+        pairs with a nowcast when day B has one, else with a forecast); with ``step`` it is
+        the same step.
+        """
+        return self._paired_step(self.step)
+
+    def _paired_step(self, step: str) -> str:
+        files_b = self.files(self.day_b.value)
+        if not step:
+            return ""
+        if self.pair.value == "step":
+            return step if step in files_b else ""
+        when = names.valid_time(self.day.value, step)
+        same = [s for s in files_b if names.valid_time(self.day_b.value, s) == when]
+        same.sort(key=lambda s: s[0] != step[0])  # same kind (n/f) first
+        return same[0] if same else ""
+
+    def _paired_file(self, step: str) -> Path | None:
+        step_b = self._paired_step(step)
+        return self.files(self.day_b.value)[step_b] if step_b else None
 
     @property
     def region_box(self) -> tuple[float, float, float, float] | None:
@@ -716,17 +748,19 @@ class SSTViewer(w.VBox):
                 self._grids[shape] = (lat, lon, regrid.grid_key(lat, lon))
             return self._grids[shape]
 
-    def _prefetch(self, date: str) -> None:
+    def _prefetch(self) -> None:
+        """Read the next steps (and day B's paired ones in compare mode) in the background."""
         if not self.prefetch_steps:
             return
-        files = self.files(date)
-        steps = list(files)
+        steps = self.steps
         k = self.slider.value
         field, depth = self.field.value, self.depth_value
         ahead = [k + d for d in range(1, self.prefetch_steps + 1)]
         ahead = [steps[i % len(steps)] for i in ahead if len(steps) > 1]  # play wraps round
-        for step in ahead:
-            path = files[step]
+        paths = [self.files()[step] for step in ahead]
+        if self.mode.value != "single":
+            paths += [p for p in (self._paired_file(step) for step in ahead) if p is not None]
+        for path in paths:
             self._cache.prefetch(self._key(path, field, depth), (path, field, depth))
 
     def clear_cache(self) -> None:
@@ -777,7 +811,8 @@ class SSTViewer(w.VBox):
         style = replace(
             base, title=f"{base.title} difference", vmin=-half, vmax=half, cmap="balance"
         )
-        title = f"{self.day.value} − {self.day_b.value}  ·  {self.step}"
+        step_a, step_b = self.step, self.step_b
+        title = f"{self.day.value} {step_a} − {self.day_b.value} {step_b}"
         image = render.render_array(
             a.values - b.values, lat, lon, field=style, raster=raster, title=title,
             cache_dir=self.cache_dir,
@@ -797,6 +832,8 @@ class SSTViewer(w.VBox):
             if step
             else ""
         )
+        if step and self.mode.value != "single":
+            self.step_label.value += f" · B: {self._paired_step(step) or '—'}"
         try:
             source = self._update(step)
         except (RtofsError, OSError, ValueError) as e:
@@ -812,9 +849,7 @@ class SSTViewer(w.VBox):
             if self.series is None
             else self._series_text()
         )
-        self._prefetch(self.day.value)
-        if self.mode.value != "single":
-            self._prefetch(self.day_b.value)
+        self._prefetch()
 
     def _update(self, step: str) -> str:
         field = self.field.value
@@ -829,12 +864,15 @@ class SSTViewer(w.VBox):
         mode = self.mode.value
         path_b = None
         if mode != "single":
-            path_b = self.files(self.day_b.value).get(step)
-            if path_b is None:
+            step_b = self.step_b
+            if not step_b:
+                when = names.valid_time(self.day.value, step)
+                wanted = f"step {step}" if self.pair.value == "step" else f"{when:%Y-%m-%d %H:%M}"
                 raise RtofsError(
                     f"{names.day_folder(self.day_b.value)} has no {self.product} file for "
-                    f"step {step}; pick another day B or step"
+                    f"{wanted}; pick another day B or step, or pair by the other rule"
                 )
+            path_b = self.files(self.day_b.value)[step_b]
         self.last = {"raster": raster, "path": path}
         if mode == "diff":
             self.image.value = self._render_diff(path, path_b, raster)

@@ -510,13 +510,16 @@ VIEWER_DATE_B = "20260707"
 
 @pytest.fixture(scope="session")
 def viewer_archive(tmp_path_factory) -> Path:
-    """Two small-grid days: SAMPLE_DATE (prog, diag, 3ztio) and VIEWER_DATE_B (prog only)."""
+    """Two small-grid days: SAMPLE_DATE (prog, diag, 3ztio) and VIEWER_DATE_B (prog only).
+
+    Day B's f024–f027 are valid at the same times as SAMPLE_DATE's n024, f001–f003.
+    """
     from rtofs_lib import synthetic
 
     archive = tmp_path_factory.mktemp("archive-viewer")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", products="prog,diag")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f024", products="3ztio")
-    synthetic.write_sample(archive, VIEWER_DATE_B, steps="n024,f001-f003")
+    synthetic.write_sample(archive, VIEWER_DATE_B, steps="n024,f001-f003,f024-f027")
     return archive
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rtofs_lib import names, reader, render
+from rtofs_lib import names, reader, regrid, render
 from rtofs_lib.errors import MissingVariableError
 
 STYLE = render.FIELDS["sst"]
@@ -378,3 +378,12 @@ def test_sample_maps_for_people_to_look_at(small_day, render_cache, artifacts_di
         path, out, region="-100,-30,10,55", sizes=("low",), cache_dir=render_cache
     )
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_a_new_cache_folder_learns_a_grid_known_in_memory(write_prog, render_cache, tmp_path):
+    path = write_prog(smooth)
+    render.render_file(path, tmp_path / "m1", sizes=("low",), cache_dir=render_cache)
+    fresh = tmp_path / "fresh-cache"
+    render.render_file(path, tmp_path / "m2", sizes=("low",), cache_dir=fresh)
+    (note,) = fresh.glob("gridsig-*.txt")  # a fresh process there need not read the grid
+    assert note.read_text().strip() == regrid.grid_key(*reader.read_grid(path))

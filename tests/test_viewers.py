@@ -220,9 +220,45 @@ def test_difference_of_a_day_with_itself_is_zero_everywhere(viewer):
     assert len(set(np.unique(map_pixels(viewer)))) > 2
 
 
-def test_compare_with_a_day_lacking_the_step_says_so(viewer):
+def test_compare_pairs_day_b_by_valid_time_by_default(viewer):
+    viewer.day_b.value = VIEWER_DATE_B
+    viewer.mode.value = "side"
+    for k, want in enumerate(["f024", "f025", "f026", "f027"]):
+        viewer.slider.value = k
+        assert viewer.step_b == want
+        assert names.valid_time(VIEWER_DATE_B, want) == names.valid_time(SAMPLE_DATE, viewer.step)
+    assert viewer.image_b.value == viewer._render(
+        viewer.files(VIEWER_DATE_B)["f027"], viewer.style(), viewer.raster()
+    )
+
+
+def test_compare_can_pair_day_b_by_step(viewer):
+    viewer.day_b.value = VIEWER_DATE_B
+    viewer.mode.value = "side"
+    viewer.pair.value = "step"
+    viewer.slider.value = 2
+    assert viewer.step_b == viewer.step == "f002"
+
+
+def test_difference_title_names_both_steps(viewer):
+    viewer.day_b.value = VIEWER_DATE_B
+    viewer.mode.value = "diff"
+    assert viewer.error == ""
+    assert viewer.step_b == "f024"
+
+
+def test_compare_with_a_day_lacking_the_valid_time_says_so(viewer):
     viewer.field.value = "ssh"  # VIEWER_DATE_B has no diag files
     viewer.day_b.value = VIEWER_DATE_B
+    viewer.mode.value = "side"
+    assert "rtofs.20260707 has no diag file for 2026-07-08 00:00" in viewer.error
+    assert "pair by the other rule" in viewer.error
+
+
+def test_compare_by_step_with_a_day_lacking_the_step_says_so(viewer):
+    viewer.field.value = "ssh"
+    viewer.day_b.value = VIEWER_DATE_B
+    viewer.pair.value = "step"
     viewer.mode.value = "side"
     assert "rtofs.20260707 has no diag file for step n024" in viewer.error
 
