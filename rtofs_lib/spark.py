@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
@@ -168,7 +169,8 @@ def default_conf(
         "spark.app.name": f"{name} ({user_name()})",
         "spark.python.worker.reuse": "true",
         "spark.executor.pyspark.memory": f"{memory_mb(s.spark_python_memory) * cores}m",
-        "spark.local.dir": str(s.spark_local_dir),
+        # Each user's own folder inside the shared scratch (many users, one worker host).
+        "spark.local.dir": str(Path(s.spark_local_dir) / user_name()),
         "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
         "spark.ui.showConsoleProgress": str(
             in_notebook() if progress is None else progress
@@ -252,7 +254,7 @@ def session(
     # ships it to the executors: the same interpreter (virtual environment) everywhere.
     os.environ.setdefault("PYSPARK_PYTHON", props["spark.pyspark.python"])
     local_dir = Path(props["spark.local.dir"])
-    local_dir.mkdir(parents=True, exist_ok=True)
+    _make_scratch(local_dir)
     log4j = local_dir / "rtofs-log4j2.properties"
     if not log4j.exists() or log4j.read_text() != LOG4J2:
         tmp = log4j.with_name(f".{log4j.name}.{os.getpid()}")
@@ -266,6 +268,25 @@ def session(
     for key, value in props.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _make_scratch(local_dir: Path) -> None:
+    """Create the user's Spark scratch folder; its parent is shared (mode 1777, like /tmp)."""
+    shared = local_dir.parent
+    if not shared.exists():
+        shared.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # made by someone else meanwhile
+            shared.chmod(0o1777)
+    try:
+        local_dir.mkdir(mode=0o700, exist_ok=True)
+        probe = local_dir / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except PermissionError:
+        raise ConfigError(
+            f"{local_dir}: cannot write Spark's scratch folder; make {shared} writable by "
+            f"every user (chmod 1777 {shared}) or set spark_local_dir to a folder you own"
+        ) from None
 
 
 def stop_active() -> None:

@@ -323,7 +323,7 @@ def spark_cache(tmp_path_factory) -> Path:
 # --- hub -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hub_site():
     """A real one-machine hub site: munge, Slurm, Unix users (PAM), the proxy and the hub.
 
@@ -341,6 +341,29 @@ def hub_site():
         yield site
     finally:
         hubsite.teardown(site, list(hubsite.USERS), munge_pid, base)
+
+
+@pytest.fixture(scope="module")
+def local_hub_site():
+    """The same site with the local spawner (the single-host install): servers are processes.
+
+    Its idle culler stops servers idle for 45 s.
+    """
+    import hubsite
+
+    if os.geteuid() != 0:
+        pytest.fail("the hub tests create Unix users and start Slurm: run them as root")
+    users = {"rttdave": [hubsite.RESEARCHERS], "rtterin": [hubsite.RESEARCHERS]}
+    base = hubsite.make_base()
+    munge_pid = hubsite.start_munge()
+    site = None
+    try:
+        # a short idle timeout: test_hub_local's last test waits for the culler
+        site = hubsite.start_site(base, "local", users, culler_timeout=45, cull_every=10)
+        (base / "shared").mkdir(mode=0o755)
+        yield site
+    finally:
+        hubsite.teardown(site, list(users), munge_pid, base, users)
 
 
 # --- ansible converge --------------------------------------------------------------------------

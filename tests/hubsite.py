@@ -14,6 +14,7 @@ JupyterLab finds its assets and server extensions.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -120,7 +121,7 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
-NodeName=localhost CPUs=8 RealMemory=16000 State=UNKNOWN
+NodeName=localhost CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -150,12 +151,21 @@ class Slurm:
                 p.kill()
 
 
-def start_slurm(base: Path) -> Slurm:
+def start_slurm(base: Path, cpus: int = 8, memory_mb: int = 16000) -> Slurm:
+    """Start slurmctld and slurmd for one node declaring ``cpus`` and ``memory_mb``."""
     base.mkdir()
     for sub in ("state", "spool"):
         (base / sub).mkdir()
     conf = base / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(base=base, ctld_port=free_port(), slurmd_port=free_port()))
+    conf.write_text(
+        SLURM_CONF.format(
+            base=base,
+            ctld_port=free_port(),
+            slurmd_port=free_port(),
+            cpus=cpus,
+            memory_mb=memory_mb,
+        )
+    )
     conf.chmod(0o644)
     slurm = Slurm(base, conf)
     log = open(base / "daemons.out", "ab")  # noqa: SIM115 (kept open for the daemons' lifetime)
@@ -174,13 +184,17 @@ def start_slurm(base: Path) -> Slurm:
 # --- users and the user environment ---------------------------------------------------------
 
 
-def create_users() -> dict[str, str]:
-    """Create the test groups and users with random passwords; return name -> password."""
+def create_users(users: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Create the test groups and ``users`` (default :data:`USERS`) with random passwords.
+
+    Returns name -> password.
+    """
     for g in (RESEARCHERS, ADMINS):
         subprocess.run(["groupadd", g], check=True)
     passwords = {}
-    for name, groups in USERS.items():
-        cmd = ["useradd", "-m", "-s", "/bin/bash", name]
+    for name, groups in (users or USERS).items():
+        # private homes, as the common role makes them on the cluster
+        cmd = ["useradd", "-m", "-K", "HOME_MODE=0700", "-s", "/bin/bash", name]
         if groups:
             cmd[1:1] = ["-G", ",".join(groups)]
         subprocess.run(cmd, check=True)
@@ -189,8 +203,8 @@ def create_users() -> dict[str, str]:
     return passwords
 
 
-def remove_users() -> None:
-    for name in USERS:
+def remove_users(users: dict[str, list[str]] | None = None) -> None:
+    for name in users or USERS:
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
     for g in (RESEARCHERS, ADMINS):
@@ -205,8 +219,22 @@ def make_user_env(target: Path) -> Path:
     (target / "lib" / site.parent.name / "site-packages" / "rtofs-project.pth").write_text(
         f"import site; site.addsitedir({str(site)!r})\n"
     )
-    for name in ("share", "etc"):
-        (target / name).symlink_to(REPO / ".venv" / name)
+    (target / "etc").symlink_to(REPO / ".venv" / "etc")
+    jupyter = target / "share" / "jupyter"
+    jupyter.mkdir(parents=True)
+    for entry in (REPO / ".venv" / "share" / "jupyter").iterdir():
+        if entry.name != "kernels":  # the lab assets; kernels of this environment below
+            (jupyter / entry.name).symlink_to(entry)
+    from rtofs_lib import kernel
+
+    # the shared kernel with the site's settings, as the rtofs role installs it
+    scratch = target.parent / "spark-scratch"
+    scratch.mkdir(mode=0o1777)
+    scratch.chmod(0o1777)
+    settings = target / "rtofs.toml"
+    settings.write_text(f'spark_master = "local[2]"\nspark_local_dir = "{scratch}"\n')
+    settings.chmod(0o644)
+    kernel.install(prefix=target, python=str(target / "bin" / "python"), config=settings)
     for script in ("jupyterhub-singleuser", "batchspawner-singleuser"):
         text = (REPO / ".venv" / "bin" / script).read_text().splitlines()
         text[0] = f"#!{target / 'bin' / 'python'}"
@@ -214,6 +242,73 @@ def make_user_env(target: Path) -> Path:
         path.write_text("\n".join(text) + "\n")
         path.chmod(0o755)
     return target
+
+
+# --- a browser's view ------------------------------------------------------------------------
+
+
+def login(site: HubSite, user: str, password: str | None = None) -> requests.Session:
+    """Log in through the login form as a browser does; return the session.
+
+    The login response is kept as ``session.last``.
+    """
+    s = requests.Session()
+    page = s.get(f"{site.url}/hub/login", timeout=60)
+    page.raise_for_status()
+    token = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    r = s.post(
+        f"{site.url}/hub/login",
+        data={"username": user, "password": password or site.passwords[user], "_xsrf": token},
+        timeout=60,
+    )
+    s.last = r  # type: ignore[attr-defined]
+    return s
+
+
+def xsrf(s: requests.Session) -> str:
+    """The hub's xsrf token of a logged-in session (for POSTs and API calls)."""
+    return s.cookies.get("_xsrf", path="/hub/")
+
+
+def spawn(site: HubSite, user: str, profile: str = "small", timeout: float = 150.0):
+    """Log in, pick ``profile`` on the spawn form, wait until JupyterLab answers.
+
+    Returns ``(session, seconds)``: the logged-in session and the time from the login
+    request to JupyterLab's page through the proxy (spawn pending page, OAuth included).
+    """
+    t0 = time.monotonic()
+    s = login(site, user)
+    if s.last.status_code != 200:
+        raise RuntimeError(f"{user}: login answered {s.last.status_code}")
+    r = s.post(f"{site.url}/hub/spawn", data={"profile": profile, "_xsrf": xsrf(s)}, timeout=60)
+    if r.status_code != 200:
+        raise RuntimeError(f"{user}: spawn answered {r.status_code}: {r.text[:300]}")
+    lab = f"{site.url}/user/{user}/lab"
+
+    def up() -> bool:  # the spawn-pending page until the server is up, then OAuth and lab
+        r = s.get(lab, timeout=30)
+        return r.status_code == 200 and r.url == lab
+
+    wait_for(up, timeout, f"{user}'s server (hub log {site.base}/hub.log)", interval=0.5)
+    return s, time.monotonic() - t0
+
+
+def server_pid(user: str) -> int:
+    """PID of ``user``'s jupyterhub-singleuser process on this machine."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            owner = proc.stat().st_uid
+        except OSError:
+            continue
+        if (
+            any(b"jupyterhub-singleuser" in part for part in cmd)
+            and owner == pwd.getpwnam(user).pw_uid
+        ):
+            return int(proc.name)
+    raise AssertionError(f"no jupyterhub-singleuser process of {user}")
 
 
 # --- the hub --------------------------------------------------------------------------------
@@ -231,6 +326,7 @@ class HubSite:
     shared: Path
     culler_timeout: int
     hub_env: dict[str, str]
+    users: dict[str, list[str]] = field(default_factory=lambda: dict(USERS))
     proxy: subprocess.Popen | None = None
     hub: subprocess.Popen | None = None
 
@@ -293,17 +389,31 @@ def write_settings(base: Path, **values: object) -> Path:
     return path
 
 
-def start_site(base: Path) -> HubSite:
-    """Start Slurm, create users, write settings, start the proxy and the hub."""
-    slurm = start_slurm(base / "slurm")
-    passwords = create_users()
+def start_site(
+    base: Path,
+    kind: str = "slurm",
+    users: dict[str, list[str]] | None = None,
+    culler_timeout: int = 1800,
+    cull_every: int = 600,
+) -> HubSite:
+    """Start Slurm, create users, write settings, start the proxy and the hub.
+
+    ``kind`` is the spawner (``slurm`` or ``local``); ``users`` default to :data:`USERS`;
+    the idle culler stops servers idle for ``culler_timeout`` s, checking every ``cull_every``.
+    Slurm runs either way (a site may switch spawners; the tests call ``squeue``).
+    """
+    users = users or dict(USERS)
+    # room for every user's small profile (1 CPU, 2G) at once; slurmd trusts the declaration
+    slurm = start_slurm(
+        base / "slurm", cpus=max(8, len(users)), memory_mb=max(16000, 2100 * len(users))
+    )
+    passwords = create_users(users)
     user_env = make_user_env(base / "userenv")
     maps = base / "maps"
     maps.mkdir()
     (maps / "index.html").write_text("<html><body><h1>RTOFS test maps</h1></body></html>")
     state = base / "state"
     public, hub_port, api_port, dash_port = (free_port() for _ in range(4))
-    culler_timeout = 1800
     settings = write_settings(
         base,
         hub={
@@ -316,13 +426,13 @@ def start_site(base: Path) -> HubSite:
         },
         groups={"users": RESEARCHERS, "admins": ADMINS},
         spawner={
-            "kind": "slurm",
+            "kind": kind,
             "user_env": str(user_env),
             "start_timeout": 120,
             "http_timeout": 90,
             "environment": {"SLURM_CONF": str(slurm.conf)},
         },
-        culler={"timeout": culler_timeout, "every": 600},
+        culler={"timeout": culler_timeout, "every": cull_every},
         dashboard={"maps": str(maps), "port": dash_port},
         shared={"root": str(base / "shared")},
     )
@@ -340,6 +450,7 @@ def start_site(base: Path) -> HubSite:
         shared=base / "shared",
         culler_timeout=culler_timeout,
         hub_env={**slurm.env},
+        users=users,
     )
     site.start_proxy()
     wait_for(lambda: port_open(api_port), 20, "the proxy")
@@ -359,7 +470,13 @@ def make_base() -> Path:
     return base
 
 
-def teardown(site: HubSite | None, slurm_users: list[str], munge_pid: int | None, base: Path):
+def teardown(
+    site: HubSite | None,
+    slurm_users: list[str],
+    munge_pid: int | None,
+    base: Path,
+    users: dict[str, list[str]] | None = None,
+):
     if site is not None:
         for user in slurm_users:
             subprocess.run(
@@ -377,7 +494,7 @@ def teardown(site: HubSite | None, slurm_users: list[str], munge_pid: int | None
     for log in [*base.glob("*.log"), *base.glob("slurm/*.log"), *Path("/home").glob("rtt*/*.log")]:
         name = log.name if log.parent == base else f"{log.parent.name}-{log.name}"
         shutil.copy(log, logs / name)
-    remove_users()
+    remove_users(users)
     if munge_pid is not None:
         os.kill(munge_pid, signal.SIGTERM)
     shutil.rmtree(base, ignore_errors=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import http.server
 import os
-import re
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 import requests
+from hubsite import login, server_pid, spawn, xsrf
 
 from rtofs_lib.errors import ConfigError
 from rtofs_lib.hub import settings as hub_settings
@@ -115,24 +115,6 @@ def test_world_readable_secret_is_refused(tmp_path):
 # --- the running hub -------------------------------------------------------------------------
 
 
-def login(site, user: str, password: str | None = None) -> requests.Session:
-    """Log in through the login form as a browser does; return the session."""
-    s = requests.Session()
-    page = s.get(f"{site.url}/hub/login")
-    page.raise_for_status()
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    r = s.post(
-        f"{site.url}/hub/login",
-        data={"username": user, "password": password or site.passwords[user], "_xsrf": xsrf},
-    )
-    s.last = r  # type: ignore[attr-defined]
-    return s
-
-
-def xsrf(s: requests.Session) -> str:
-    return s.cookies.get("_xsrf", path="/hub/")
-
-
 def logged_in(s: requests.Session, site) -> bool:
     r = s.get(f"{site.url}/hub/home", allow_redirects=False)
     return r.status_code == 200
@@ -186,6 +168,21 @@ def test_admin_reaches_the_admin_page_and_a_researcher_does_not(hub_site):
     assert researcher.get(f"{hub_site.url}/hub/admin").status_code == 403
 
 
+def test_researcher_cannot_call_the_admin_api(hub_site):
+    s = login(hub_site, "rttalice")
+    headers = {"X-XSRFToken": xsrf(s)}
+    assert s.get(f"{hub_site.url}/hub/api/users", headers=headers).status_code == 403
+    r = s.post(f"{hub_site.url}/hub/api/users/rttbob/server", headers=headers)
+    assert r.status_code == 404  # JupyterHub hides the users one may not see
+    assert hub_site.slurm.squeue("rttbob") == []
+
+
+def test_researcher_cannot_read_another_researchers_home(hub_site):
+    assert as_user("rttbob", "touch ~/private.txt").returncode == 0
+    assert as_user("rttalice", "ls /home/rttbob").returncode != 0
+    assert as_user("rttalice", "cat /home/rttbob/private.txt").returncode != 0
+
+
 def test_spawn_form_offers_the_admin_profiles(hub_site):
     s = login(hub_site, "rttbob")
     page = s.get(f"{hub_site.url}/hub/spawn").text
@@ -223,19 +220,7 @@ def test_api_spawn_with_extra_options_is_rejected(hub_site):
 @pytest.fixture(scope="module")
 def alice_server(hub_site):
     """rttalice logged in, her server spawned with the small profile through Slurm."""
-    s = login(hub_site, "rttalice")
-    r = s.post(f"{hub_site.url}/hub/spawn", data={"profile": "small", "_xsrf": xsrf(s)})
-    assert r.status_code == 200, r.text[:500]
-    lab = f"{hub_site.url}/user/rttalice/lab"
-
-    def up():  # the spawn-pending page until the server is up, then OAuth and JupyterLab
-        r = s.get(lab, timeout=30)
-        return r.status_code == 200 and r.url == lab
-
-    from hubsite import wait_for
-
-    wait_for(up, 150, f"rttalice's server (hub log {hub_site.base}/hub.log)", interval=1)
-    return s
+    return spawn(hub_site, "rttalice", "small")[0]
 
 
 def server_api(s: requests.Session, site, path: str) -> requests.Response:
@@ -255,24 +240,64 @@ def test_server_answers_through_the_proxy(hub_site, alice_server):
     assert "started" in r.json()
 
 
-def server_pid(user: str) -> int:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            owner = proc.stat().st_uid
-        except OSError:
-            continue
-        if any(b"jupyterhub-singleuser" in part for part in cmd) and owner == _uid(user):
-            return int(proc.name)
-    raise AssertionError(f"no jupyterhub-singleuser process of {user}")
+def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rtofs") -> str:
+    """Start ``kernel`` on the user's server, run ``code`` over the kernel websocket as
+    JupyterLab does, and return its stdout (raises with the traceback on an error)."""
+    import json
+    import uuid
+
+    import websocket
+
+    base = f"{site.url}/user/{user}/api"
+    token = s.cookies.get("_xsrf", path=f"/user/{user}/")
+    r = s.post(
+        f"{base}/sessions",
+        json={"path": "hub-test.ipynb", "type": "notebook", "kernel": {"name": kernel}},
+        headers={"X-XSRFToken": token},
+    )
+    assert r.status_code == 201, r.text[:300]
+    kernel_id = r.json()["kernel"]["id"]
+    cookies = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+    ws = websocket.create_connection(
+        f"{base.replace('http', 'ws', 1)}/kernels/{kernel_id}/channels",
+        header=[f"Cookie: {cookies}", f"X-XSRFToken: {token}"],
+        origin=site.url,
+        timeout=180,
+    )
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
+                   "session": uuid.uuid4().hex, "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False},
+    }))  # fmt: skip
+    out = []
+    try:
+        while True:
+            m = json.loads(ws.recv())
+            if m.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = m["msg_type"]
+            if kind == "stream" and m["content"]["name"] == "stdout":
+                out.append(m["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(m["content"]["traceback"]))
+            elif kind == "status" and m["content"]["execution_state"] == "idle":
+                return "".join(out)
+    finally:
+        ws.close()
+        s.delete(f"{base}/kernels/{kernel_id}", headers={"X-XSRFToken": token})
 
 
-def _uid(user: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(user).pw_uid
+def test_shared_kernel_runs_rtofs_and_a_spark_job_on_the_users_server(hub_site, alice_server):
+    code = (
+        "import getpass, rtofs_lib\n"
+        "print(getpass.getuser(), rtofs_lib.__name__, spark.range(1000).count())"
+    )
+    assert run_cell(alice_server, hub_site, "rttalice", code).split() == [
+        "rttalice", "rtofs_lib", "1000",
+    ]  # fmt: skip
 
 
 def test_job_environment_holds_no_hub_secrets(hub_site, alice_server):

@@ -37,12 +37,19 @@ def executor_view():
 # --- defaults ------------------------------------------------------------------------------------
 
 
+def test_scratch_is_per_user_inside_a_shared_sticky_folder(tmp_path):
+    mine = tmp_path / "scratch" / "alice"
+    sparkmod._make_scratch(mine)
+    assert (tmp_path / "scratch").stat().st_mode & 0o7777 == 0o1777  # every user, like /tmp
+    assert mine.stat().st_mode & 0o777 == 0o700
+
+
 def test_defaults_name_the_user_and_keep_scratch_local(tmp_path):
     s = config.Settings(spark_local_dir=str(tmp_path / "scratch"))
     conf = sparkmod.default_conf(s, app_name="rtofs-render")
 
     assert conf["spark.app.name"] == f"rtofs-render ({sparkmod.user_name()})"
-    assert conf["spark.local.dir"] == str(tmp_path / "scratch")
+    assert conf["spark.local.dir"] == str(tmp_path / "scratch" / sparkmod.user_name())
     assert conf["spark.python.worker.reuse"] == "true"
     assert conf["spark.executorEnv.HDF5_USE_FILE_LOCKING"] == "FALSE"
     assert conf["spark.executorEnv.OMP_NUM_THREADS"] == "1"
