@@ -404,11 +404,65 @@ def test_hosts(hostctl) -> dict:
     release = os.environ.get("RTOFS_HOSTS_RELEASE", "bookworm")
     try:
         info = hostctl.up(release)
-        yield info
+    except hostctl.HarnessBusy as e:  # another run's hosts: leave them alone
+        pytest.fail(f"the test hosts are in use by another run: {e}")
     except hostctl.HostError as e:
+        hostctl.down()
         pytest.fail(f"the test hosts did not come up: {e}")
+    try:
+        yield info
     finally:
         hostctl.down()
+
+
+@pytest.fixture
+def harness_lock(hostctl, monkeypatch, tmp_path):
+    """The harness module with its state folder (and so its lock file) in ``tmp_path``.
+
+    Any lock still held at the end (a test's contender left it) is freed.
+    """
+    monkeypatch.setattr(hostctl, "STATE", tmp_path)
+    yield hostctl
+    hostctl.release_lock(force=True)
+
+
+@pytest.fixture
+def other_run(hostctl, tmp_path):
+    """Start a second process that takes the harness lock (as ``hostctl up`` does) and waits.
+
+    Returns a function giving the running :class:`subprocess.Popen`; closing its stdin ends
+    it (its lock stays with the holder process, like a finished ``hostctl.py up``).
+    """
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('hostctl', {hostctl.__file__!r})\n"
+        "m = sys.modules['hostctl'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(m)\n"
+        "m.acquire_lock(wait=0)\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    procs = []
+
+    def start():
+        env = {**os.environ, "RTOFS_HOSTS_STATE": str(tmp_path)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line.strip() == "locked", proc.stderr.read()
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.stdin.close()
+            proc.wait(timeout=30)
 
 
 class PlaybookRun:
@@ -443,7 +497,10 @@ class PlaybookRun:
 def run_playbook(
     *extra: str, playbook: str = "site.yml", inventory: str = "test", timeout: int = 1800
 ) -> PlaybookRun:
-    """Run a playbook of ``ansible/`` against an inventory (the test one by default)."""
+    """Run a playbook of ``ansible/`` against an inventory (the test one by default).
+
+    ``inventory`` names a folder of ``ansible/inventories`` or is a host list (``"localhost,"``).
+    """
     import shutil
     import subprocess
     import sys
@@ -451,7 +508,9 @@ def run_playbook(
 
     venv_exe = Path(sys.executable).with_name("ansible-playbook")
     exe = str(venv_exe) if venv_exe.exists() else shutil.which("ansible-playbook") or "missing"
-    args = [exe, "-i", str(ANSIBLE_DIR / "inventories" / inventory), playbook, *extra]
+    # an inventory folder of ansible/inventories, or a host list ("localhost,")
+    hosts = inventory if inventory.endswith(",") else str(ANSIBLE_DIR / "inventories" / inventory)
+    args = [exe, "-i", hosts, playbook, *extra]
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
     t0 = time.monotonic()
     r = subprocess.run(

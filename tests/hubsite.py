@@ -13,6 +13,7 @@ JupyterLab finds its assets and server extensions.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -173,11 +174,16 @@ def start_slurm(base: Path, cpus: int = 8, memory_mb: int = 16000) -> Slurm:
         slurm.procs.append(
             subprocess.Popen(cmd, env=slurm.env, stdout=log, stderr=log, start_new_session=True)
         )
-    wait_for(
-        lambda: "idle" in sh("sinfo", "-h", "-o", "%T", env=slurm.env),
-        30,
-        f"Slurm node idle (logs in {base})",
-    )
+    try:
+        wait_for(
+            lambda: "idle" in sh("sinfo", "-h", "-o", "%T", env=slurm.env),
+            30,
+            f"Slurm node idle (logs in {base})",
+        )
+    except TimeoutError as e:
+        slurm.stop()  # no daemons left behind by a failed start
+        tails = [f"{p.name}: {p.read_text()[-1500:]}" for p in sorted(base.glob("*.log"))]
+        raise TimeoutError(f"{e}\n" + "\n".join(tails)) from None
     return slurm
 
 
@@ -235,7 +241,7 @@ def make_user_env(target: Path) -> Path:
     settings.write_text(f'spark_master = "local[2]"\nspark_local_dir = "{scratch}"\n')
     settings.chmod(0o644)
     kernel.install(prefix=target, python=str(target / "bin" / "python"), config=settings)
-    for script in ("jupyterhub-singleuser", "batchspawner-singleuser"):
+    for script in ("rtofs-singleuser", "jupyterhub-singleuser", "batchspawner-singleuser"):
         text = (REPO / ".venv" / "bin" / script).read_text().splitlines()
         text[0] = f"#!{target / 'bin' / 'python'}"
         path = target / "bin" / script
@@ -273,8 +279,10 @@ def xsrf(s: requests.Session) -> str:
 def spawn(site: HubSite, user: str, profile: str = "small", timeout: float = 150.0):
     """Log in, pick ``profile`` on the spawn form, wait until JupyterLab answers.
 
+    Waits as the spawn-pending page of a browser does: on the hub's progress event stream,
+    then follows the redirect to JupyterLab (OAuth with the user's server included).
     Returns ``(session, seconds)``: the logged-in session and the time from the login
-    request to JupyterLab's page through the proxy (spawn pending page, OAuth included).
+    request to JupyterLab's page through the proxy.
     """
     t0 = time.monotonic()
     s = login(site, user)
@@ -283,18 +291,34 @@ def spawn(site: HubSite, user: str, profile: str = "small", timeout: float = 150
     r = s.post(f"{site.url}/hub/spawn", data={"profile": profile, "_xsrf": xsrf(s)}, timeout=60)
     if r.status_code != 200:
         raise RuntimeError(f"{user}: spawn answered {r.status_code}: {r.text[:300]}")
+    progress = s.get(
+        f"{site.url}/hub/api/users/{user}/server/progress",
+        headers={"X-XSRFToken": xsrf(s)},
+        stream=True,
+        timeout=timeout,
+    )
+    events = []
+    with progress:
+        for line in progress.iter_lines():
+            if not line.startswith(b"data:"):
+                continue
+            event = json.loads(line[5:])
+            events.append(event.get("message", ""))
+            if event.get("failed"):
+                raise RuntimeError(f"{user}: spawn failed: {events}")
+            if event.get("ready"):
+                break
+        else:
+            raise RuntimeError(f"{user}: progress stream ended before ready: {events}")
     lab = f"{site.url}/user/{user}/lab"
-
-    def up() -> bool:  # the spawn-pending page until the server is up, then OAuth and lab
-        r = s.get(lab, timeout=30)
-        return r.status_code == 200 and r.url == lab
-
-    wait_for(up, timeout, f"{user}'s server (hub log {site.base}/hub.log)", interval=0.5)
+    page = s.get(lab, timeout=60)
+    if page.status_code != 200 or page.url != lab:
+        raise RuntimeError(f"{user}: JupyterLab answered {page.status_code} at {page.url}")
     return s, time.monotonic() - t0
 
 
 def server_pid(user: str) -> int:
-    """PID of ``user``'s jupyterhub-singleuser process on this machine."""
+    """PID of ``user``'s single-user server (``rtofs-singleuser``) on this machine."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -303,12 +327,10 @@ def server_pid(user: str) -> int:
             owner = proc.stat().st_uid
         except OSError:
             continue
-        if (
-            any(b"jupyterhub-singleuser" in part for part in cmd)
-            and owner == pwd.getpwnam(user).pw_uid
-        ):
+        server = any(b"rtofs-singleuser" in part for part in cmd)
+        if server and owner == pwd.getpwnam(user).pw_uid:
             return int(proc.name)
-    raise AssertionError(f"no jupyterhub-singleuser process of {user}")
+    raise AssertionError(f"no rtofs-singleuser process of {user}")
 
 
 # --- the hub --------------------------------------------------------------------------------
@@ -470,6 +492,19 @@ def make_base() -> Path:
     return base
 
 
+def _kill_leftovers(base: Path) -> None:
+    """SIGKILL any process still running from the site's folder (a hub service, a daemon)."""
+    mark = str(base).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
 def teardown(
     site: HubSite | None,
     slurm_users: list[str],
@@ -494,6 +529,7 @@ def teardown(
     for log in [*base.glob("*.log"), *base.glob("slurm/*.log"), *Path("/home").glob("rtt*/*.log")]:
         name = log.name if log.parent == base else f"{log.parent.name}-{log.name}"
         shutil.copy(log, logs / name)
+    _kill_leftovers(base)
     remove_users(users)
     if munge_pid is not None:
         os.kill(munge_pid, signal.SIGTERM)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -90,6 +91,61 @@ def test_config_uses_an_external_proxy_and_keeps_servers_on_shutdown(tmp_path):
     assert c.JupyterHub.hub_connect_url == "http://hub.example:8081"
     assert c.Spawner.default_url == "/lab"
     assert c.Spawner.notebook_dir == "~"
+
+
+# --- the single-user server's start -------------------------------------------------------
+
+LAZY_PROBE = """
+import sys
+from rtofs_lib.hub.singleuser import install_lazy_rfc3987_syntax
+install_lazy_rfc3987_syntax()
+import jupyter_server.serverapp
+print("lark" in sys.modules)
+from jsonschema import FormatChecker
+fc = FormatChecker()
+print(fc.conforms("http://example.org/%C3%BCml", "iri"), fc.conforms("no iri", "iri"))
+print("lark" in sys.modules)
+"""
+
+
+def test_server_start_skips_the_iri_grammars_until_an_iri_is_checked():
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True", "False", "True"]  # not loaded, same answers, then loaded
+
+
+NODE_PROBE = """
+import os
+from rtofs_lib.hub import singleuser
+path = os.environ["PATH"]
+singleuser.prepare()
+print(os.environ["PATH"] == path)
+"""
+
+
+def test_server_start_runs_no_node_process_and_keeps_path(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "node").write_text(f"#!/bin/sh\ntouch {tmp_path}/node-ran\nexit 1\n")
+    (fake / "node").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    out = subprocess.run(
+        [sys.executable, "-c", NODE_PROBE], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    assert out == ["True"]
+    assert not (tmp_path / "node-ran").exists()
+
+
+def test_spawner_runs_rtofs_singleuser_from_the_user_environment(tmp_path):
+    from traitlets.config import Config
+
+    main = tmp_path / "hub.toml"
+    main.write_text(f'[hub]\nstate_dir = "{tmp_path}/state"\n[spawner]\nuser_env = "/opt/env"\n'
+                    'kind = "local"\n')  # fmt: skip
+    c = Config()
+    configure(c, hub_settings.load(main))
+    assert c.Spawner.cmd == ["/opt/env/bin/rtofs-singleuser"]
 
 
 # --- secrets -------------------------------------------------------------------------------

@@ -109,7 +109,8 @@ def configure(c: Any, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     c.Spawner.notebook_dir = sp["notebook_dir"]
     c.Spawner.start_timeout = sp["start_timeout"]
     c.Spawner.http_timeout = sp["http_timeout"]
-    c.Spawner.cmd = [str(user_env / "bin" / "jupyterhub-singleuser")]
+    # jupyterhub-singleuser minus ~1.2 s of import per start (see rtofs_lib.hub.singleuser)
+    c.Spawner.cmd = [str(user_env / "bin" / "rtofs-singleuser")]
     # Only what the server needs reaches the job: JUPYTERHUB_* (added by JupyterHub), the
     # locale, PATH of the user environment and the admin's extra variables. Nothing else from
     # the hub's own environment (its secrets included) is passed on.

@@ -26,12 +26,21 @@ What ``up`` does, each step reusing what an earlier run left:
 ``down`` sends SIGTERM to each nspawn (a clean shutdown), SIGKILL after a grace period,
 unmounts the overlays, removes the bridge and stops the cache. The package cache, the
 wheelhouse and the base roots stay for the next run.
+
+One run at a time: the hosts, the bridge and the state folder are shared by every run on
+this machine, so ``up`` first takes an exclusive lock (``flock`` on ``STATE/harness.lock``)
+and keeps it until ``down``. The lock is held by a small holder process, so it outlives a
+``hostctl.py up`` command and ends with ``down`` (or when the holder is killed). A second
+run fails at once with a message naming the process that holds the lock; set
+``RTOFS_HOSTS_LOCK_WAIT`` (seconds) to wait that long for it first. ``down`` refuses to
+stop hosts whose run is still alive (another pytest session): ``down --force`` overrides.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -67,6 +76,10 @@ WHEELHOUSE_MOUNT = "/srv/wheelhouse"
 
 class HostError(RuntimeError):
     """A step of the harness failed; the message says which and what to look at."""
+
+
+class HarnessBusy(HostError):
+    """Another harness run holds the lock: its hosts must be left alone."""
 
 
 @dataclass
@@ -132,6 +145,153 @@ def ssh_args(address: str) -> list[str]:
         "BatchMode=yes",
         f"root@{address}",
     ]
+
+
+# --- one run at a time ----------------------------------------------------------------------
+
+#: Marker in the holder process's command line (``down`` checks it before killing the pid).
+LOCK_HOLDER_TAG = "rtofs-hosts-lock-holder"
+#: The holder this process started (waited for when it stops, so it leaves no zombie).
+_holder: subprocess.Popen | None = None
+
+
+def lock_path() -> Path:
+    """The lock file every harness run on this machine contends for."""
+    return STATE / "harness.lock"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), or None when it is gone.
+
+    Stored with a pid so a recycled pid is not mistaken for the run that took the lock.
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def lock_owner() -> dict | None:
+    """Who holds the lock: ``{pid, start, holder, command, since}``, or None when it is free."""
+    path = lock_path()
+    if not path.exists():
+        return None
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                return json.loads(f.read() or "{}")
+            except ValueError:
+                return {}
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def _describe(owner: dict) -> str:
+    pid = owner.get("pid", "?")
+    alive = isinstance(pid, int) and _start_time(pid) == owner.get("start")
+    state = "still running" if alive else "has exited; its hosts are still up"
+    return (
+        f"pid {pid} ({owner.get('command', '?')!r}, since {owner.get('since', '?')}; {state}), "
+        f"lock holder pid {owner.get('holder', '?')}"
+    )
+
+
+def acquire_lock(wait: float | None = None) -> int:
+    """Take the harness lock for this run; return the pid of the process that keeps it.
+
+    The lock stays taken (by a small holder process) after this process exits, until
+    :func:`release_lock`. ``wait`` seconds (default ``$RTOFS_HOSTS_LOCK_WAIT``, else 0) are
+    spent retrying before giving up.
+
+    Raises
+    ------
+    HarnessBusy
+        Another run holds the lock; the message names its pid and what to do.
+    """
+    global _holder
+    if wait is None:
+        wait = float(os.environ.get("RTOFS_HOSTS_LOCK_WAIT", "0"))
+    STATE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # at least a second: lock_owner() in another process takes the lock for an instant
+        deadline = time.monotonic() + max(wait, 1.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    owner = lock_owner() or {}
+                    raise HarnessBusy(
+                        f"another harness run holds {lock_path()}: {_describe(owner)}. "
+                        "Wait for it to finish (RTOFS_HOSTS_LOCK_WAIT=<seconds> waits), or, if "
+                        "that run is over, free its hosts with: python3 tests/hosts/hostctl.py "
+                        "down"
+                    ) from None
+                time.sleep(0.2)
+        # the holder inherits the locked file description: the lock lives as long as it does
+        _holder = holder = subprocess.Popen(
+            [sys.executable, "-c", "import signal; signal.pause()", LOCK_HOLDER_TAG],
+            pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        info = {
+            "pid": os.getpid(),
+            "start": _start_time(os.getpid()),
+            "holder": holder.pid,
+            "command": " ".join(sys.argv) or sys.executable,
+            "since": time.strftime("%F %T"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        return holder.pid
+    finally:
+        os.close(fd)
+
+
+def _refuse_if_busy(owner: dict) -> None:
+    """Raise :class:`HarnessBusy` when ``owner`` is another run that is still alive."""
+    pid = owner.get("pid")
+    alive = isinstance(pid, int) and _start_time(pid) == owner.get("start")
+    if pid != os.getpid() and alive:
+        raise HarnessBusy(
+            f"the hosts belong to a harness run that is still going: {_describe(owner)}. "
+            "Let it finish (it tears its hosts down), or stop it first; "
+            "hostctl.py down --force takes them anyway"
+        )
+
+
+def release_lock(force: bool = False) -> None:
+    """Free the harness lock (stop its holder). Idempotent.
+
+    Raises
+    ------
+    HarnessBusy
+        The lock belongs to another run that is still alive (pass ``force`` to take it).
+    """
+    owner = lock_owner()
+    if owner is None:
+        return
+    if not force:
+        _refuse_if_busy(owner)
+    global _holder
+    holder = owner.get("holder")
+    cmdline = Path(f"/proc/{holder}/cmdline")
+    with contextlib.suppress(OSError):
+        if LOCK_HOLDER_TAG in cmdline.read_text():
+            os.kill(holder, signal.SIGTERM)  # type: ignore[arg-type]
+    if _holder is not None and _holder.pid == holder:
+        _holder.wait(timeout=10)
+        _holder = None
+    deadline = time.monotonic() + 10
+    while lock_owner() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if lock_owner() is not None:
+        raise HostError(f"{lock_path()} is still locked after stopping holder pid {holder}")
 
 
 # --- preconditions -------------------------------------------------------------------------
@@ -436,7 +596,8 @@ def up(release: str = "bookworm", timeout: float = 300.0) -> dict:
     if release not in RELEASES:
         raise HostError(f"unknown release {release!r}; choose one of {', '.join(RELEASES)}")
     check_tools()
-    down()
+    acquire_lock()
+    _teardown()  # whatever an earlier run of ours left (its lock is gone, its hosts may not be)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     STATE.mkdir(parents=True, exist_ok=True)
@@ -528,12 +689,23 @@ def _stop(hs: list[Host], grace: float) -> None:
         shutil.rmtree(h.dir, ignore_errors=True)
 
 
-def down(grace: float = 45.0) -> None:
+def down(grace: float = 45.0, force: bool = False) -> None:
     """Shut every host down (SIGTERM, then SIGKILL), unmount, remove the bridge. Idempotent.
 
     A host whose shutdown hangs (a service that ignores SIGTERM) is killed after ``grace``
     seconds, processes inside it included, so its network interface and mounts go too.
+    Ends by freeing the harness lock. Refuses (:class:`HarnessBusy`) when the hosts belong
+    to another run that is still alive, unless ``force``.
     """
+    owner = lock_owner()
+    if owner is not None and not force:
+        _refuse_if_busy(owner)
+    _teardown(grace)
+    release_lock(force=True)
+
+
+def _teardown(grace: float = 45.0) -> None:
+    """Stop the hosts, the bridge and the apt cache (the caller holds the lock)."""
     _stop([h for h in hosts() if h.dir.exists()], grace)
     shutil.rmtree(STATE / "lustre", ignore_errors=True)
     (STATE / "cluster.json").unlink(missing_ok=True)
@@ -557,7 +729,7 @@ def reset(name: str, timeout: float = 300.0) -> float:
 
 
 def status() -> dict:
-    """Which hosts run and whether sshd answers."""
+    """Which hosts run, whether sshd answers, and which run holds the harness lock."""
     out = {}
     for h in hosts():
         alive = _alive(h)
@@ -565,6 +737,7 @@ def status() -> dict:
             [*ssh_args(h.address), "true"], capture_output=True, check=False
         ).returncode == 0  # fmt: skip
         out[h.name] = {"address": h.address, "running": alive, "ssh": ok}
+    out["lock"] = lock_owner()
     return out
 
 
@@ -573,7 +746,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="build and boot the three hosts")
     u.add_argument("--release", default=os.environ.get("RTOFS_HOSTS_RELEASE", "bookworm"))
-    sub.add_parser("down", help="shut the hosts down and remove the bridge")
+    d = sub.add_parser("down", help="shut the hosts down and remove the bridge")
+    d.add_argument(
+        "--force", action="store_true", help="even when the run that started them is still alive"
+    )
     sub.add_parser("status", help="show which hosts run")
     s = sub.add_parser("ssh", help="run a command on a host as root")
     s.add_argument("host", choices=sorted(HOSTS))
@@ -583,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "up":
             print(json.dumps(up(a.release), indent=2))
         elif a.cmd == "down":
-            down()
+            down(force=a.force)
         elif a.cmd == "status":
             print(json.dumps(status(), indent=2))
         else:
