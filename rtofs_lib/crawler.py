@@ -88,20 +88,6 @@ REAL_SIZE_FLOORS: dict[str, int] = {
     "alaska": 124_000_000,
 }
 
-#: The variable each product must hold for a download to count as that product.
-EXPECTED_VARIABLE: dict[str, str] = {
-    "prog": "sst",
-    "diag": "ssh",
-    "ice": "ice_coverage",
-    "3ztio": "temperature",
-    "3zsio": "salinity",
-    "3zuio": "u",
-    "3zvio": "v",
-    "US_east": "temperature",
-    "US_west": "temperature",
-    "alaska": "temperature",
-}
-
 NOMADS_HOST = "nomads.ncep.noaa.gov"
 LOCK_NAME = ".rtofs-crawl.lock"
 USER_AGENT = (
@@ -259,7 +245,7 @@ def verify_file(path: str | Path, product: str, step: str, date: str | dt.date) 
     import netCDF4  # heavy; only when verifying
 
     path = Path(path)
-    var = EXPECTED_VARIABLE[product]
+    var = names.KEY_VARIABLE[product]
     try:  # the reader's byte-level check (HDF5 superblock end vs file size) when present
         from rtofs_lib.reader import check_file
     except ImportError:  # pragma: no cover - reader not installed

@@ -33,6 +33,7 @@ import os
 import socket
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -54,21 +55,9 @@ DEFAULT_OMP_THREADS = 2
 #: Seconds to wait for a TCP connection to the Spark master before calling it unreachable.
 MASTER_TIMEOUT = 5.0
 
-#: The start-up file (``kernels/rtofs/startup.py``); IPython runs it in the notebook's namespace.
-STARTUP_SOURCE = '''\
-"""Start-up of the "RTOFS (PySpark)" kernel: `spark` (lazy), the rtofs library and viewers.
-
-Installed by `rtofs kernel install`; the code lives in rtofs_lib.kernel.start.
-"""
-
-try:
-    from rtofs_lib.kernel import start as _rtofs_start
-except ImportError as _e:  # the kernel still starts, as plain Python
-    print(f"RTOFS kernel: cannot import rtofs_lib ({_e}); reinstall the platform venv")
-else:
-    _rtofs_start(globals())
-    del _rtofs_start
-'''
+#: The start-up file IPython runs in the notebook's namespace (package data
+#: ``rtofs_lib/data/kernel/startup.py``; ``kernels/rtofs/startup.py`` links to it).
+STARTUP_SOURCE = (resources.files("rtofs_lib") / "data" / "kernel" / "startup.py").read_text()
 
 
 # --- the lazy Spark handle ---------------------------------------------------------------------

@@ -35,6 +35,19 @@ PRODUCTS_3DZ_DAILY = ("3ztio", "3zsio", "3zuio", "3zvio")
 PRODUCTS_3DZ_6HRLY = ("US_east", "US_west", "alaska")
 #: Every product code, in NOMADS listing order.
 PRODUCTS = PRODUCTS_2DS + PRODUCTS_3DZ_DAILY + PRODUCTS_3DZ_6HRLY
+#: A variable every file of each product holds (what makes a file that product).
+KEY_VARIABLE: dict[str, str] = {
+    "prog": "sst",
+    "diag": "ssh",
+    "ice": "ice_coverage",
+    "3ztio": "temperature",
+    "3zsio": "salinity",
+    "3zuio": "u",
+    "3zvio": "v",
+    "US_east": "temperature",
+    "US_west": "temperature",
+    "alaska": "temperature",
+}
 #: Cadence tags of the pre-2020 2-D names.
 LEGACY_CADENCES = ("1hrly", "3hrly", "daily")
 

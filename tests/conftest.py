@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rtofs_lib import names
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 ARTIFACTS = Path(os.environ.get("RTOFS_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -69,20 +71,9 @@ def full_prog_file(tmp_path_factory) -> Path:
 
 # --- reader and regrid ---------------------------------------------------------------------------
 
-#: A field that every product's files hold (the reader tests open each product by it).
-PRODUCT_FIELD = {
-    "prog": "sst",
-    "diag": "ssh",
-    "ice": "ice_coverage",
-    "3ztio": "temperature",
-    "3zsio": "salinity",
-    "3zuio": "u",
-    "3zvio": "v",
-    "US_east": "temperature",
-    "US_west": "salinity",
-    "alaska": "u",
-    "legacy": "sst",
-}
+#: A field that every product's files hold (the reader tests open each product by it); the
+#: regional 3-D products use other fields than the key variable to read more of them.
+PRODUCT_FIELD = {**names.KEY_VARIABLE, "US_west": "salinity", "alaska": "u", "legacy": "sst"}
 
 
 @pytest.fixture(scope="session")
