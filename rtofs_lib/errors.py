@@ -61,3 +61,7 @@ class MissingVariableError(RtofsFileError):
 
 class UnexpectedGridError(RtofsFileError):
     """The file's grid or dimensions are not those of the RTOFS product."""
+
+
+class ValidTimeMismatchError(RtofsFileError, ValueError):
+    """The valid time in ``MT`` disagrees with the file's name and day folder."""

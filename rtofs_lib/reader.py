@@ -46,9 +46,9 @@ from rtofs_lib.errors import (
     MissingVariableError,
     NotNetCDFError,
     NotRtofsNameError,
-    RtofsFileError,
     TruncatedFileError,
     UnexpectedGridError,
+    ValidTimeMismatchError,
 )
 
 # Read-only archive access on Lustre: HDF5's advisory locks fail or serialise there.
@@ -109,10 +109,6 @@ _ICE_STANDARD_NAMES = {
     "ice_vvelocity": "northward_sea_ice_velocity",
 }
 _CF_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-class ValidTimeMismatchError(RtofsFileError, ValueError):
-    """The valid time in ``MT`` disagrees with the file's name and day folder."""
 
 
 # --- byte-level checks ----------------------------------------------------------------------------

@@ -509,6 +509,16 @@ def _decorations(style: FieldStyle, raster: Raster) -> _Layout:
         return layout
 
 
+def map_box(field: str | FieldStyle, raster: Raster) -> tuple[int, int, int, int]:
+    """Return ``(x, y, width, height)`` of the map inside a decorated image of ``raster``.
+
+    The same layout :func:`render_file` and :func:`render_array` draw: a click at image
+    pixel ``(px, py)`` is map pixel ``(px - x, py - y)``.
+    """
+    layout = _decorations(_style(field), raster)
+    return layout.map_x, layout.map_y, layout.map_w, layout.map_h
+
+
 def _info_text(valid_time: dt.datetime | None, step: str = "", depth: float | None = None) -> str:
     parts = []
     if depth is not None:

@@ -334,12 +334,6 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
-def _map_slot(style: render.FieldStyle, raster: regrid.Raster) -> tuple[int, int, int, int]:
-    """``(x, y, width, height)`` of the map inside a decorated image of ``raster``."""
-    layout = render._decorations(style, raster)  # the layout render_file/render_array use
-    return layout.map_x, layout.map_y, layout.map_w, layout.map_h
-
-
 def _depths(path: Path) -> list[float]:
     import netCDF4
 
@@ -901,7 +895,7 @@ class SSTViewer(w.VBox):
         if self._view is None:
             raise RtofsError("no map shown yet")
         style, raster = self._view
-        x0, y0, mw, mh = _map_slot(style, raster)
+        x0, y0, mw, mh = render.map_box(style, raster)
         col = ((lon - raster.lon0) % 360.0) / raster.lon_span * raster.width
         row = (raster.lat1 - lat) / (raster.lat1 - raster.lat0) * raster.height
         if not (0 <= col < mw and 0 <= row < mh):
@@ -921,7 +915,7 @@ class SSTViewer(w.VBox):
         if self._view is None:
             return None
         style, raster = self._view
-        x0, y0, mw, mh = _map_slot(style, raster)
+        x0, y0, mw, mh = render.map_box(style, raster)
         col, row = int(np.floor(x - x0)), int(np.floor(y - y0))
         if not (0 <= col < mw and 0 <= row < mh):
             self.status.value = "that click is off the map"

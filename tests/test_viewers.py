@@ -29,7 +29,7 @@ def png(data: bytes) -> Image.Image:
 
 def map_pixels(v: viewers.SSTViewer) -> np.ndarray:
     """Palette indices of the map area of the image shown."""
-    x, y, w, h = viewers._map_slot(*v._view)
+    x, y, w, h = render.map_box(*v._view)
     return np.asarray(png(v.image.value))[y : y + h, x : x + w]
 
 
