@@ -36,9 +36,11 @@ def find_ffmpeg() -> str | None:
     except ImportError:
         return None
     try:
-        return str(imageio_ffmpeg.get_ffmpeg_exe())
+        exe = str(imageio_ffmpeg.get_ffmpeg_exe())
     except RuntimeError:
         return None
+    # IMAGEIO_FFMPEG_EXE may name a file that is not there: treat it as no ffmpeg
+    return exe if os.access(exe, os.X_OK) else None
 
 
 def region_box(region: str | Sequence[float] | None) -> tuple[float, float, float, float] | None:

@@ -484,18 +484,29 @@ def test_unknown_region_lists_the_names(spark_day, tmp_path):
         animate.animate(SAMPLE_DATE, tmp_path / "a.gif", region="atlantis", archive=spark_day)
 
 
-def test_mp4_needs_ffmpeg_or_says_to_use_gif(spark_day, spark_cache, tmp_path):
+def test_mp4_has_one_frame_per_step(spark_day, spark_cache, tmp_path):
+    import imageio_ffmpeg  # the animation extra (in dev): a bundled ffmpeg
+
+    from rtofs_lib import animate
+
+    assert animate.find_ffmpeg(), "no ffmpeg: pip install 'rtofs-lib[animation]'"
+    out = tmp_path / "day.mp4"
+    animate.animate(SAMPLE_DATE, out, archive=spark_day, cache_dir=spark_cache)
+    assert out.read_bytes()[4:8] == b"ftyp"
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert frames == N_FILES
+
+
+def test_mp4_without_ffmpeg_says_to_write_a_gif(spark_day, spark_cache, tmp_path, monkeypatch):
     from rtofs_lib import animate
     from rtofs_lib.errors import RtofsError
 
+    monkeypatch.setenv("PATH", str(tmp_path / "no-ffmpeg-here"))
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "missing" / "ffmpeg"))
     out = tmp_path / "day.mp4"
-    if animate.find_ffmpeg() is None:
-        with pytest.raises(RtofsError, match=r"MP4 needs ffmpeg.*write a \.gif instead"):
-            animate.animate(SAMPLE_DATE, out, archive=spark_day, cache_dir=spark_cache)
-        assert not out.exists()
-    else:
+    with pytest.raises(RtofsError, match=r"MP4 needs ffmpeg.*write a \.gif instead"):
         animate.animate(SAMPLE_DATE, out, archive=spark_day, cache_dir=spark_cache)
-        assert out.read_bytes()[4:8] == b"ftyp"
+    assert not out.exists()
 
 
 def test_cli_animate_writes_a_gif(spark_day, spark_cache, tmp_path):
