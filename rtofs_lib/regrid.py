@@ -30,8 +30,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import threading
+import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -254,9 +254,14 @@ def _build(lat: np.ndarray, lon: np.ndarray) -> _Grid:
 
 
 def _atomic_save(path: Path, write) -> None:
-    """Write via ``write(fileobj)`` to a temporary file beside ``path``, then rename."""
+    """Write via ``write(fileobj)`` to a temporary file beside ``path``, then rename.
+
+    The file gets the mode the umask allows (not mkstemp's 0600): the cache is shared by
+    the rendering job and every researcher's viewer on the cluster.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -211,6 +212,17 @@ def test_first_call_builds_once_and_writes_both_caches(small_grid, tmp_path):
         f"grid-{key}.npz",
         f"index-{key}-{raster.key}.npy",
     ]  # and no temporary files left behind
+
+
+def test_cache_files_are_readable_by_the_other_users_as_the_umask_allows(small_grid, tmp_path):
+    lat, lon = small_grid
+    old = os.umask(0o022)
+    try:
+        get_index(lat, lon, Raster.global_(90), cache_dir=tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert set(modes.values()) == {0o644}, modes  # the viewers of every researcher read them
 
 
 def test_cache_hit_does_not_rebuild(small_grid, tmp_path):
