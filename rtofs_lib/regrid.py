@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -40,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import scipy
 from scipy.spatial import cKDTree
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_CELLS",
@@ -257,8 +260,17 @@ def _atomic_save(path: Path, write) -> None:
     """Write via ``write(fileobj)`` to a temporary file beside ``path``, then rename.
 
     The file gets the mode the umask allows (not mkstemp's 0600): the cache is shared by
-    the rendering job and every researcher's viewer on the cluster.
+    the rendering job and every researcher's viewer on the cluster. A cache the caller
+    cannot write (a researcher's viewer on the job's cache, a full or read-only file
+    system) is only logged: the result is still returned, from memory.
     """
+    try:
+        _write_atomically(path, write)
+    except OSError as e:
+        log.warning("%s: not cached (%s); results stay in this process's memory", path, e)
+
+
+def _write_atomically(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

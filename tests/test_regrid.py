@@ -225,6 +225,23 @@ def test_cache_files_are_readable_by_the_other_users_as_the_umask_allows(small_g
     assert set(modes.values()) == {0o644}, modes  # the viewers of every researcher read them
 
 
+def test_a_read_only_cache_still_gives_the_index(small_grid, tmp_path, caplog):
+    """A researcher's viewer on the job's cache: nothing can be written there."""
+    lat, lon = small_grid
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], check=True)
+    try:
+        raster = Raster.global_(60)
+        index = get_index(lat, lon, raster, cache_dir=ro)
+        assert index.shape == (raster.height, raster.width)
+        assert (index >= 0).any()
+        assert "not cached" in caplog.text and str(ro) in caplog.text
+        assert list(ro.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
 def test_cache_hit_does_not_rebuild(small_grid, tmp_path):
     lat, lon = small_grid
     raster = Raster.global_(180)
