@@ -204,4 +204,3 @@ def test_broken_cluster_raises_a_clear_error_and_the_kernel_keeps_working(kernel
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-
