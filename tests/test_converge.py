@@ -22,6 +22,8 @@ HOSTS = ("hub", "worker1", "worker2")
 RESEARCHER, OTHER = "alice", "bob"
 PASSWORDS = {"alice": "alice-test-password", "bob": "bob-test-password"}
 HUB_PORT = 8443
+#: Every top-level playbook of ansible/.
+PLAYBOOKS = sorted(p.name for p in ANSIBLE_DIR.glob("*.yml"))
 
 SPARK_JOB = r"""
 import socket
@@ -47,7 +49,7 @@ def _reachable(address: str, port: int, timeout: float = 3.0) -> bool:
 
 @pytest.mark.parametrize("inventory", ["production", "local", "test"])
 def test_every_playbook_passes_the_syntax_check(inventory):
-    for playbook in ("site.yml", "backup.yml", "restore.yml"):
+    for playbook in PLAYBOOKS:
         run = run_playbook(
             "--syntax-check", "-e", "backup_file=x", playbook=playbook, inventory=inventory
         )
@@ -61,7 +63,7 @@ def test_ansible_lint_passes_with_the_production_profile():
 
     lint = Path(sys.executable).with_name("ansible-lint")
     r = subprocess.run(
-        [str(lint), "--offline", "--nocolor", "site.yml", "backup.yml", "restore.yml", "roles"],
+        [str(lint), "--offline", "--nocolor", *PLAYBOOKS, "roles"],
         cwd=ANSIBLE_DIR, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
@@ -392,3 +394,60 @@ def _poll(probe, want, timeout: float = 120.0):
         if value == want or time.monotonic() > deadline:
             return value
         time.sleep(2)
+
+
+# --- admin playbooks (after the restore: they run on the restored cluster) ---------------------
+
+#: A researcher the inventory does not have yet (password "dave-test-password").
+NEW_RESEARCHER = {
+    "name": "dave",
+    "uid": 3010,
+    "comment": "Dave Researcher",
+    "password": "$6$rtofstestdave$83LgLIiu51Own0DxLt9ltI6StCpUSGWUkqS60cFID9FvnrZ.Oy7J7nnvCaZhzi"
+    ".stAC.fllCnbcg7.3paTdKs1",
+}
+
+
+def test_people_playbook_adds_a_researcher_with_one_uid_everywhere(cluster, hub_cert, tmp_path):
+    import yaml
+
+    group_vars = yaml.safe_load((ANSIBLE_DIR / "inventories/test/group_vars/all.yml").read_text())
+    extra = tmp_path / "people.json"
+    extra.write_text(
+        json.dumps({"common_researchers": [*group_vars["common_researchers"], NEW_RESEARCHER]})
+    )
+    run = run_playbook("-e", f"@{extra}", playbook="people.yml")
+    assert run.rc == 0, run.tail()
+    for host in HOSTS:
+        ids = cluster.run(host, "id -u dave; id -nG dave").stdout.split("\n")
+        assert ids[0] == "3010"
+        assert "researchers" in ids[1].split()
+    PASSWORDS["dave"] = "dave-test-password"
+    _login(f"https://{cluster.address('hub')}:{HUB_PORT}", hub_cert, "dave")  # PAM, no restart
+
+
+def test_rotating_the_spark_secret_reaches_every_host_and_spark_still_runs(cluster):
+    def sums() -> set[str]:
+        return {
+            cluster.run(h, "sha256sum /etc/rtofs/spark.secret").stdout.split()[0] for h in HOSTS
+        }
+
+    (before,) = sums()
+    run = run_playbook("-e", "rotate=spark", playbook="rotate_secrets.yml")
+    assert run.rc == 0, run.tail()
+    (after,) = sums()  # one secret, the same on all three hosts
+    assert after != before
+    master = f"http://{cluster.address('hub')}:8080/json/"
+    alive = _poll(
+        lambda: json.loads(cluster.run("worker1", f"curl -sf {master}").stdout)["aliveworkers"], 2
+    )
+    assert alive == 2
+    cluster.run("hub", WRITE_JOB)
+    r = cluster.run("hub", "python /tmp/sparkjob.py", user=RESEARCHER, timeout=300)
+    assert "HOSTS worker1,worker2" in r.stdout, r.stderr[-2000:]
+
+
+def test_rotate_refuses_an_unknown_secret_name(cluster):
+    run = run_playbook("-e", "rotate=spark,cookies", playbook="rotate_secrets.yml")
+    assert run.rc != 0
+    assert "rotate must be a comma-separated subset of spark,munge,hub" in run.output
