@@ -12,6 +12,8 @@ Examples
 ['rtofs-crawl.service', 'rtofs-crawl.timer', 'rtofs-render.service']
 >>> "OnCalendar=*-*-* 15:45 UTC" in units["rtofs-crawl.timer"]
 True
+>>> "User=spark" in render_units(render_user="spark")["rtofs-render.service"]
+True
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def render_units(
     config: str = "/etc/rtofs/rtofs.toml",
     timeout: str = "5h",
     randomized_delay: str = "5min",
+    render_user: str | None = None,
 ) -> dict[str, str]:
     """Return the unit files' text by name, with the fields filled in.
 
@@ -44,6 +47,11 @@ def render_units(
         timer at 16:00) picks up the rest.
     rtofs
         Absolute path of the ``rtofs`` command.
+    user, group
+        Account the crawl runs as (the archive's owner) and the group of both jobs.
+    render_user
+        Account the rendering job runs as; ``user`` when omitted. On a cluster, the account
+        Spark's executors run as (they write the maps too, so the maps have one owner).
 
     Raises
     ------
@@ -58,6 +66,7 @@ def render_units(
         on_calendar=on_calendar,
         rtofs=rtofs,
         user=user,
+        render_user=render_user or user,
         group=group,
         config=config,
         timeout=timeout,

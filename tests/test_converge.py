@@ -198,6 +198,11 @@ def test_crawl_timer_is_installed_and_enabled_on_the_hub_only(cluster):
     assert r.returncode != 0
 
 
+def test_render_job_runs_as_the_maps_owner_without_a_drop_in(cluster):
+    r = cluster.run("hub", "systemctl show -p User -p Group -p DropInPaths rtofs-render.service")
+    assert sorted(r.stdout.split()) == ["DropInPaths=", "Group=rtofs", "User=spark"]
+
+
 def test_crawl_then_render_fills_the_archive_and_the_maps(cluster, nomads_source, hostctl):
     from rtofs_lib.nomads_server import NomadsServer
 
@@ -282,6 +287,20 @@ def running_server(cluster, hub_cert):
     return base, s
 
 
+def test_proxy_runs_as_its_own_unprivileged_user(cluster):
+    pid = cluster.run("hub", "systemctl show -p MainPID --value jupyterhub-proxy").stdout.strip()
+    r = cluster.run("hub", f"ps -o uid=,args= -p {pid}")
+    uid, args = r.stdout.split(maxsplit=1)
+    assert uid == cluster.run("hub", "id -u jupyterhub-proxy").stdout.strip() != "0"
+    assert "configurable-http-proxy" in args, r.stdout
+
+
+def test_proxy_user_cannot_read_the_hubs_state_or_tls_key(cluster):
+    for path in ("/var/lib/rtofs-hub/jupyterhub.sqlite", "/etc/rtofs/tls/hub.key"):
+        r = cluster.run("hub", f"runuser -u jupyterhub-proxy -- cat {path}", check=False)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, path
+
+
 def test_researchers_server_runs_as_her_slurm_job_on_a_worker(cluster, running_server):
     r = cluster.run("hub", f"squeue -h -u {RESEARCHER} -o '%T %N'")
     state, node = r.stdout.split()
@@ -325,6 +344,22 @@ def test_shared_kernel_is_installed_on_every_host(cluster):
     for host in HOSTS:
         r = cluster.run(host, "jupyter kernelspec list --json", user=RESEARCHER)
         assert "rtofs" in json.loads(r.stdout)["kernelspecs"], host
+
+
+def test_upgrading_rtofs_lib_rewrites_the_kernel_spec(cluster):
+    spec = "/usr/local/share/jupyter/kernels/rtofs/kernel.json"
+    cluster.run("worker1", f"echo '{{\"stale\": true}}' > {spec}")
+    # an upgrade in place: rtofs_lib reinstalled (its dependencies left as they are)
+    run = run_playbook(
+        "--tags", "rtofs", "--limit", "worker1",
+        "-e", "rtofs_package_state=forcereinstall",
+        "-e", "rtofs_pip_extra_args='--no-index --find-links /srv/wheelhouse --no-deps'",
+    )  # fmt: skip
+    assert run.rc == 0, run.tail()
+    assert "Reinstall the shared kernel" in run.output
+    assert (
+        cluster.run("worker1", f"cat {spec}").stdout == cluster.run("worker2", f"cat {spec}").stdout
+    )
 
 
 def test_example_notebooks_are_published_read_only_with_a_shared_collab_folder(cluster):

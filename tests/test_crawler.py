@@ -583,6 +583,20 @@ def test_systemd_units_pass_systemd_analyze(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_render_unit_runs_as_its_own_user_and_the_crawl_as_the_archive_owner():
+    from rtofs_lib import schedule
+
+    units = schedule.render_units(user="rtofs", group="rtofs", render_user="spark")
+    assert "User=rtofs\nGroup=rtofs\n" in units["rtofs-crawl.service"]
+    assert "User=spark\nGroup=rtofs\n" in units["rtofs-render.service"]
+
+
+def test_render_unit_runs_as_the_crawl_user_by_default():
+    from rtofs_lib import schedule
+
+    assert "User=rtofs\n" in schedule.render_units(user="rtofs")["rtofs-render.service"]
+
+
 def test_crawl_old_day_listed_on_root_index(nomads, tmp_path, fast_crawl):
     report = crawl(
         tmp_path / "a", CRAWL_OLD_DATE, base_url=nomads.url, steps="n024", options=fast_crawl

@@ -9,7 +9,9 @@ working (the proxy keeps their routes; their servers keep running)::
 
 ``hub_config/run-local-hub`` is this command. The proxy comes from npm
 (``npm install --prefix <repo>/.node configurable-http-proxy``); ``$RTOFS_CHP`` overrides it.
-Run as root: PAM needs to read ``/etc/shadow`` and servers run as the logged-in users.
+Run the hub as root: PAM needs to read ``/etc/shadow`` and servers run as the logged-in users.
+The proxy needs no privilege: run it as its own user and hand it copies of the root-only
+files it reads with ``proxy --token-file F --ssl-cert C --ssl-key K`` (the Ansible unit does).
 """
 
 from __future__ import annotations
@@ -48,12 +50,43 @@ def find_proxy() -> str:
     )
 
 
-def proxy_command(s: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-    """Return the proxy's command line and environment (its auth token) for settings ``s``."""
-    from rtofs_lib.hub.config import hub_connect_url
-    from rtofs_lib.hub.secrets import hub_secrets
+def proxy_command(
+    s: dict[str, Any],
+    token_file: Path | None = None,
+    ssl_cert: Path | None = None,
+    ssl_key: Path | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """Return the proxy's command line and environment (its auth token) for settings ``s``.
 
-    _, token = hub_secrets(s["hub"]["state_dir"])
+    Parameters
+    ----------
+    s
+        Hub settings (:func:`rtofs_lib.hub.settings.load`).
+    token_file
+        Read the proxy's auth token from this private file (it must exist) instead of the
+        hub's state folder, which only the hub's user can enter.
+    ssl_cert, ssl_key
+        Certificate and key files to serve instead of the settings' ``hub.ssl_cert`` and
+        ``hub.ssl_key`` (copies the proxy's own user can read).
+
+    Raises
+    ------
+    ConfigError
+        ``token_file`` is missing or not a private hex secret.
+    """
+    from rtofs_lib.hub.config import hub_connect_url
+    from rtofs_lib.hub.secrets import check_private, hub_secrets
+
+    if token_file is None:
+        _, token = hub_secrets(s["hub"]["state_dir"])
+    else:
+        if not token_file.is_file():
+            raise ConfigError(
+                f"{token_file}: proxy token file not found; the hub makes the token in its "
+                f"state folder ({s['hub']['state_dir']}) on first start: copy it from there"
+            )
+        check_private(token_file)
+        token = token_file.read_text().strip()
     public = urlsplit(s["hub"]["bind_url"])
     api = urlsplit(s["hub"]["proxy_api_url"])
     cmd = [find_proxy(), "--port", str(public.port or (443 if public.scheme == "https" else 80))]
@@ -62,7 +95,8 @@ def proxy_command(s: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     cmd += ["--api-ip", api.hostname or "127.0.0.1", "--api-port", str(api.port or 8001)]
     cmd += ["--error-target", hub_connect_url(s).rstrip("/") + "/hub/error"]
     if s["hub"]["ssl_cert"]:
-        cmd += ["--ssl-cert", s["hub"]["ssl_cert"], "--ssl-key", s["hub"]["ssl_key"]]
+        cert, key = ssl_cert or s["hub"]["ssl_cert"], ssl_key or s["hub"]["ssl_key"]
+        cmd += ["--ssl-cert", str(cert), "--ssl-key", str(key)]
     env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": token}
     return cmd, env
 
@@ -82,16 +116,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the RTOFS JupyterHub on this machine.")
     parser.add_argument("--settings", type=Path, help="hub settings file (RTOFS_HUB_SETTINGS)")
     parser.add_argument("what", nargs="?", choices=("all", "proxy", "hub"), default="all")
+    parser.add_argument("--token-file", type=Path, help="proxy only: its auth token's file")
+    parser.add_argument("--ssl-cert", type=Path, help="proxy only: TLS certificate to serve")
+    parser.add_argument("--ssl-key", type=Path, help="proxy only: the certificate's key")
     args = parser.parse_args(argv)
     hub_cmd, hub_env = hub_command(args.settings)
     try:
         s = hub_settings.load(args.settings)
         state = Path(s["hub"]["state_dir"])
-        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if args.token_file is None:  # the proxy as its own user never enters the state folder
+            state.mkdir(mode=0o700, parents=True, exist_ok=True)
         if args.what == "hub":  # the hub checks its own secrets when it loads its config
             os.chdir(state)
             os.execve(hub_cmd[0], hub_cmd, hub_env)
-        proxy_cmd, proxy_env = proxy_command(s)
+        proxy_cmd, proxy_env = proxy_command(s, args.token_file, args.ssl_cert, args.ssl_key)
     except ConfigError as e:
         print(f"run-local-hub: error: {e}", file=sys.stderr)
         return 1

@@ -66,9 +66,18 @@ HOSTS = {"hub": f"{NET}.11", "worker1": f"{NET}.12", "worker2": f"{NET}.13"}
 ACNG_PORT = 3142
 MIRROR = os.environ.get("RTOFS_HOSTS_MIRROR", "deb.debian.org/debian")
 RELEASES = ("bookworm", "bullseye", "trixie")
-#: Version of each release's python3: the wheelhouse is resolved for exactly this one
-#: (a package may need a newer 3.11.x than Debian's 3.11.2).
-PYTHON = {"bullseye": "3.9.2", "bookworm": "3.11.2", "trixie": "3.13.5"}
+#: Version of the Python the platform venvs use on each release: the wheelhouse is resolved
+#: for exactly this one (a package may need a newer 3.11.x than Debian's 3.11.2). Debian's
+#: python3 on bookworm and trixie; on bullseye (3.9) the python_runtime role builds CPython
+#: python_runtime_version (3.13.5, trixie's) and the venvs use that.
+PYTHON = {"bullseye": "3.13.5", "bookworm": "3.11.2", "trixie": "3.13.5"}
+#: Releases without Debian's node-configurable-http-proxy: the hub gets a bundle made here.
+NO_PROXY_PACKAGE = ("bullseye",)
+CHP_VERSION = "4.6.3"
+#: Packages whose security update is listed in the release's index but missing from the
+#: mirror this machine reaches (404 through the cache): the hosts prefer the main archive's
+#: version of these (an apt pin the harness writes; the roles do not manage pins).
+MIRROR_GAPS = {"bullseye": ("munge", "libmunge2")}
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2"
 LUSTRE_STANDIN = "/lustre"
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
@@ -410,11 +419,6 @@ def wheelhouse(release: str) -> Path:
     # keyed on pyproject.toml too: a new dependency must reach the wheelhouse
     deps = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
     stamp = out / f".deps-{pyver}-{deps}"
-    if tuple(int(x) for x in pyver.split(".")[:2]) < (3, 11):
-        # rtofs-lib needs 3.11: the hosts boot, and the converge stops in the rtofs role's
-        # validation with a message saying so
-        log(f"{release}'s Python {pyver} is older than rtofs-lib supports; no wheelhouse")
-        return out
     if not stamp.exists():
         log(f"building the {tag} wheelhouse for Python {pyver} (once) in {out}")
         # pyspark may be published as an sdist only: make its (pure Python) wheel here
@@ -440,6 +444,37 @@ def wheelhouse(release: str) -> Path:
             cwd=STATE,
         )
         stamp.write_text(time.strftime("%F %T\n"))
+    return out
+
+
+def proxy_bundle() -> Path:
+    """configurable-http-proxy and its dependencies for Node.js 12, a tar.gz of ``node_modules``.
+
+    For releases without Debian's package (the jupyterhub role's ``jupyterhub_proxy_bundle``;
+    the test inventory points there). Made once with this machine's npm (the hosts have no
+    internet).
+    """
+    out = CACHE / "proxy" / f"configurable-http-proxy-{CHP_VERSION}-node12.tar.gz"
+    if out.exists():
+        return out
+    if shutil.which("npm") is None:
+        raise HostError("npm is missing (the proxy bundle needs it once); apt-get install npm")
+    build = out.with_name("build")
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    log(f"making the configurable-http-proxy {CHP_VERSION} bundle (once) in {out}")
+    # bullseye's Node.js is 12: a recent @dabh/diagnostics (winston's) pulls in code that
+    # needs Node 15; its 2.0.3 runs on 12
+    (build / "package.json").write_text(json.dumps({
+        "private": True,
+        "dependencies": {"configurable-http-proxy": CHP_VERSION},
+        "overrides": {"@dabh/diagnostics": "2.0.3"},
+    }))  # fmt: skip
+    sh("npm", "install", "--silent", "--no-audit", "--no-fund", cwd=build)
+    tmp = out.with_suffix(".tmp")
+    sh("tar", "-C", build, "--owner=0", "--group=0", "-czf", tmp, "node_modules")
+    tmp.rename(out)
+    shutil.rmtree(build, ignore_errors=True)
     return out
 
 
@@ -511,6 +546,14 @@ def prepare_host(base: Path, host: Host, release: str) -> None:
         "# a stalled download through the cache fails and is retried instead of hanging\n"
         'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n'
     )
+    if release in MIRROR_GAPS:
+        pins = root / "etc/apt/preferences.d/rtofs-harness"
+        pins.parent.mkdir(parents=True, exist_ok=True)
+        pins.write_text(
+            "# tests/hosts/hostctl.py: the mirror lacks these security updates' files\n"
+            f"Package: {' '.join(MIRROR_GAPS[release])}\n"
+            f"Pin: release n={release}\nPin-Priority: 1001\n"
+        )
     (net / "10-rtofs.network").write_text(
         "# Static address on the test bridge; no gateway: the hosts have no route out.\n"
         "[Match]\nName=host0\n\n[Network]\n"
@@ -610,6 +653,8 @@ def up(release: str = "bookworm", timeout: float = 300.0) -> dict:
     timings["base_root_s"] = time.monotonic() - t0
     t1 = time.monotonic()
     wheels = wheelhouse(release)
+    if release in NO_PROXY_PACKAGE:
+        proxy_bundle()
     timings["wheelhouse_s"] = time.monotonic() - t1
     t2 = time.monotonic()
     for host in hosts():
