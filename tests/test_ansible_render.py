@@ -1,4 +1,11 @@
-"""The roles' release-dependent files, rendered without a host, match the reviewed copies.
+"""The roles' files, rendered without a host, match the reviewed copies.
+
+Two sets: the release-dependent files (apt sources, Java, cgroup.conf) for every Debian
+release, and, from the production inventory, what the roles write for hardware this machine
+lacks (LNet module options, the Lustre fstab line, the IPoIB network) plus slurm.conf and
+spark-defaults.conf (``tests/data/ansible/render_cluster.yml``; golden copies in
+``tests/data/golden/ansible/production/<host>/``). There is no separate lnet.conf: LNet is
+configured by its module options.
 
 Debian 10 buster cannot be booted here (its archive is not reachable), so its apt sources,
 its Java repository and its Java settings are checked this way; the other releases too, so
@@ -49,3 +56,67 @@ def test_only_buster_gets_a_java_repository_outside_debian():
     have = {r for r in RELEASES if (GOLDEN / r / "java.list").exists()}
     assert have == {"buster"}
     assert "temurin-17" in (GOLDEN / "buster" / "settings.txt").read_text()
+
+
+# --- the hardware this machine lacks, and the cluster-wide files -------------------------------
+
+PRODUCTION = GOLDEN / "production"
+
+
+@pytest.fixture(scope="module")
+def cluster_files(tmp_path_factory):
+    """Folder with one sub-folder per production host, written by render_cluster.yml."""
+    out = tmp_path_factory.mktemp("render-cluster")
+    run = run_playbook(
+        "-e", f"out_dir={out}",
+        playbook=str(REPO / "tests" / "data" / "ansible" / "render_cluster.yml"),
+        inventory="production", timeout=300,
+    )  # fmt: skip
+    assert run.rc == 0, run.tail()
+    return out
+
+
+@pytest.mark.parametrize("host", ["hub", "worker1", "worker2"])
+def test_cluster_files_match_the_reviewed_copies(cluster_files, host):
+    got = {p.name: p.read_text() for p in sorted((cluster_files / host).iterdir())}
+    want = {p.name: p.read_text() for p in sorted((PRODUCTION / host).iterdir())}
+    assert got == want
+
+
+def test_lnet_runs_over_the_infiniband_interface():
+    lines = (PRODUCTION / "worker1" / "modprobe-lustre.conf").read_text().splitlines()
+    assert 'options lnet networks="o2ib0(ib0)"' in lines
+
+
+def test_lustre_mount_waits_for_lnet_and_the_network_and_has_flock():
+    fields = (PRODUCTION / "worker1" / "fstab-line").read_text().split()
+    assert fields[:3] == ["10.20.0.1@o2ib0:10.20.0.2@o2ib0:/ocean", "/lustre", "lustre"]
+    options = fields[3].split(",")
+    assert {"_netdev", "flock", "x-systemd.requires=lnet.service"} <= set(options)
+
+
+def test_ipoib_address_is_the_hosts_cluster_address_with_no_route_out():
+    text = (PRODUCTION / "worker2" / "ipoib.network").read_text()
+    assert "Name=ib0" in text and "Address=10.20.0.12/24" in text
+    assert "Gateway" not in text
+
+
+def test_every_host_gets_the_same_slurm_conf_listing_both_workers():
+    texts = {(PRODUCTION / h / "slurm.conf").read_text() for h in ("hub", "worker1", "worker2")}
+    assert len(texts) == 1
+    (text,) = texts
+    assert "SlurmctldHost=hub(10.20.0.10)" in text
+    assert "NodeName=worker1 NodeAddr=10.20.0.11" in text
+    assert "NodeName=worker2 NodeAddr=10.20.0.12" in text
+
+
+def test_spark_defaults_authenticate_encrypt_and_keep_rest_off():
+    conf = dict(
+        line.split(None, 1)
+        for line in (PRODUCTION / "hub" / "spark-defaults.conf").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert conf["spark.authenticate"] == "true"
+    assert conf["spark.network.crypto.enabled"] == "true"
+    assert conf["spark.master.rest.enabled"] == "false"
+    assert conf["spark.master"] == "spark://10.20.0.10:7077"
