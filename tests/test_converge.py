@@ -486,3 +486,32 @@ def test_rotate_refuses_an_unknown_secret_name(cluster):
     run = run_playbook("-e", "rotate=spark,cookies", playbook="rotate_secrets.yml")
     assert run.rc != 0
     assert "rotate must be a comma-separated subset of spark,munge,hub" in run.output
+
+
+def test_adding_a_worker_is_a_site_converge_with_it_in_the_inventory(cluster, hostctl, tmp_path):
+    """Last: the cluster has three workers from here on (README: "Add a worker")."""
+    import yaml
+
+    address = hostctl.SPARE_HOSTS["worker3"]
+    hostctl.add("worker3")
+    extra = tmp_path / "worker3.yml"
+    extra.write_text(
+        yaml.safe_dump(
+            {"all": {"children": {"workers": {"hosts": {
+                "worker3": {"ansible_host": address, "cluster_address": address}
+            }}}}}
+        )
+    )  # fmt: skip
+    run = run_playbook("-i", str(extra))
+    assert run.rc == 0, run.tail()
+    master = f"http://{cluster.address('hub')}:8080/json/"
+    alive = _poll(
+        lambda: json.loads(cluster.run("worker1", f"curl -sf {master}").stdout)["aliveworkers"], 3
+    )
+    assert alive == 3
+    nodes = _poll(lambda: cluster.run("hub", "sinfo -h -N -o '%N %T'").stdout.splitlines(), [
+        "worker1 idle", "worker2 idle", "worker3 idle"
+    ])  # fmt: skip
+    assert nodes == ["worker1 idle", "worker2 idle", "worker3 idle"]
+    r = cluster.run("hub", "srun -N3 -n3 --mem=100M hostname", user=RESEARCHER, timeout=180)
+    assert sorted(r.stdout.split()) == ["worker1", "worker2", "worker3"]

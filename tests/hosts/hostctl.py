@@ -63,6 +63,9 @@ BRIDGE = "rtofsbr0"
 NET = "198.51.100"
 GATEWAY = f"{NET}.1"  # this machine on the bridge (apt cache); never a route out
 HOSTS = {"hub": f"{NET}.11", "worker1": f"{NET}.12", "worker2": f"{NET}.13"}
+#: Hosts booted only on demand (:func:`add`), e.g. a worker added to a running cluster;
+#: ``down`` stops them with the others.
+SPARE_HOSTS = {"worker3": f"{NET}.14"}
 ACNG_PORT = 3142
 MIRROR = os.environ.get("RTOFS_HOSTS_MIRROR", "deb.debian.org/debian")
 RELEASES = ("bookworm", "bullseye", "trixie")
@@ -537,7 +540,7 @@ def prepare_host(base: Path, host: Host, release: str) -> None:
     root = host.root
     (root / "etc/hostname").write_text(f"{host.name}\n")
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-    lines += [f"{a} {n}" for n, a in HOSTS.items()]
+    lines += [f"{a} {n}" for n, a in {**HOSTS, host.name: host.address}.items()]
     (root / "etc/hosts").write_text("\n".join(lines) + "\n")
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     net = root / "etc/systemd/network"
@@ -751,7 +754,8 @@ def down(grace: float = 45.0, force: bool = False) -> None:
 
 def _teardown(grace: float = 45.0) -> None:
     """Stop the hosts, the bridge and the apt cache (the caller holds the lock)."""
-    _stop([h for h in hosts() if h.dir.exists()], grace)
+    spares = [Host(n, a) for n, a in SPARE_HOSTS.items()]
+    _stop([h for h in [*hosts(), *spares] if h.dir.exists()], grace)
     shutil.rmtree(STATE / "lustre", ignore_errors=True)
     (STATE / "cluster.json").unlink(missing_ok=True)
     bridge_down()
@@ -766,6 +770,23 @@ def reset(name: str, timeout: float = 300.0) -> float:
     info = json.loads((STATE / "cluster.json").read_text())
     host = Host(name, HOSTS[name])
     _stop([host], 45.0)
+    t0 = time.monotonic()
+    prepare_host(base_root(info["release"]), host, info["release"])
+    boot(host, Path(info["wheelhouse"]))
+    wait_ssh(host, time.monotonic() + timeout)
+    return time.monotonic() - t0
+
+
+def add(name: str, timeout: float = 300.0) -> float:
+    """Boot spare host ``name`` (a fresh root from the base) beside the running three.
+
+    Returns the seconds to ssh. The new host is bare Debian, like the others before their
+    first converge: the test inventory does not list it; the caller adds it.
+    """
+    if name not in SPARE_HOSTS:
+        raise HostError(f"{name}: not a spare host; choose one of {', '.join(SPARE_HOSTS)}")
+    info = json.loads((STATE / "cluster.json").read_text())
+    host = Host(name, SPARE_HOSTS[name])
     t0 = time.monotonic()
     prepare_host(base_root(info["release"]), host, info["release"])
     boot(host, Path(info["wheelhouse"]))
