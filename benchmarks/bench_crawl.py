@@ -1,9 +1,9 @@
 """Crawler throughput against plain ``curl`` from the same local NOMADS-like server.
 
 One process: full-size prog files are written once (``synthetic``, grid ``full``) into a
-cache folder, served by :class:`rtofs_lib.nomads_server.NomadsServer` on loopback, then
+cache folder, served by :class:`rtofs_lib.testing.nomads.NomadsServer` on loopback, then
 fetched alternately by ``curl`` (one process, ``--parallel-max`` = the crawler's parallel
-downloads) and by ``rtofs_lib.crawler`` with its default options (verification, SHA-256,
+downloads) and by ``rtofs_lib.fetch.crawler`` with its default options (verification, SHA-256,
 fsync, manifest; only the size floor is off because the server is local). Prints the best
 time of each and the ratio; the target is an overhead of at most 10%.
 
@@ -23,9 +23,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from rtofs_lib import names
-from rtofs_lib.crawler import CrawlOptions, crawl
-from rtofs_lib.nomads_server import NomadsServer
+from rtofs_lib.fetch import names
+from rtofs_lib.fetch.crawler import CrawlOptions, crawl
+from rtofs_lib.testing.nomads import NomadsServer
 
 DATE = "20260708"
 CACHE = Path(tempfile.gettempdir()) / "rtofs-bench-crawl"
@@ -37,7 +37,7 @@ def served_tree(files: int) -> tuple[Path, list[str]]:
     wanted = [names.compose_name("prog", s) for s in steps]
     day = CACHE / names.day_folder(DATE)
     if not all((day / n).exists() for n in wanted):
-        from rtofs_lib import synthetic
+        from rtofs_lib.testing import synthetic
 
         print(f"writing {files} full-size prog files into {CACHE} (once) ...", flush=True)
         synthetic.write_sample(CACHE, DATE, steps=",".join(steps), grid="full")

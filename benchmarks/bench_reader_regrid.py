@@ -2,9 +2,9 @@
 
 Prints seconds and ratios against baselines run in the same process:
 
-* reading ``sst``: :func:`rtofs_lib.reader.read_field` (netCDF4, auto-mask off, compare
+* reading ``sst``: :func:`rtofs_lib.fields.reader.read_field` (netCDF4, auto-mask off, compare
   with the fill value) against netCDF4's default masked-array read and against
-  :func:`rtofs_lib.reader.open_file` (xarray);
+  :func:`rtofs_lib.fields.reader.open_file` (xarray);
 * the grid index: tree build (cold), load from the disk cache, index query, index load,
   and the gather to a 1500-wide and a native 4500-wide global raster.
 
@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder to keep the sample file and cache in")
     args = parser.parse_args()
 
-    from rtofs_lib import reader, regrid, synthetic
+    from rtofs_lib.fields import reader, regrid
+    from rtofs_lib.testing import synthetic
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="rtofs-bench-"))
     folder = work / "rtofs.20260708"

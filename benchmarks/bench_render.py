@@ -1,9 +1,9 @@
 """Benchmark: both maps (low + high) of one full-size RTOFS prog file, per file.
 
 Compares, on ONE full-size (4500 x 3298) real-format sample written by
-``rtofs_lib.synthetic``, each variant in a fresh subprocess (so peak RSS is its own):
+``rtofs_lib.testing.synthetic``, each variant in a fresh subprocess (so peak RSS is its own):
 
-* ``fast``  - :func:`rtofs_lib.render.render_file` (palette-index path), grid index warm;
+* ``fast``  - :func:`rtofs_lib.maps.render.render_file` (palette-index path), grid index warm;
 * ``seed``  - the seed's approach: xarray open, matplotlib ``Figure`` (no pyplot) with
   ``imshow`` + colorbar, saved at low (1500 px) and high (4500 px) width;
 * ``floor`` - reading ``sst`` with netCDF4 plus encoding one palette PNG of that array.
@@ -50,7 +50,7 @@ def _rss_mb() -> float:
 
 def variant_build(path: Path, cache: Path, out: Path, repeat: int) -> dict:
     """Build the grid index for both map sizes (tree + two queries), cached on disk."""
-    from rtofs_lib import render
+    from rtofs_lib.maps import render
 
     t0 = time.perf_counter()
     render.prepare(path, cache_dir=cache)
@@ -59,7 +59,7 @@ def variant_build(path: Path, cache: Path, out: Path, repeat: int) -> dict:
 
 def variant_fast(path: Path, cache: Path, out: Path, repeat: int) -> dict:
     """render_file with both sizes; the first call also loads the index and draws decorations."""
-    from rtofs_lib import render
+    from rtofs_lib.maps import render
 
     t0 = time.perf_counter()
     render.prepare(path, cache_dir=cache)  # loads the cached index (not part of per-file time)
@@ -190,7 +190,7 @@ def main() -> None:
         _child(args)
         return
 
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)

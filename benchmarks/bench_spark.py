@@ -29,9 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from rtofs_lib import catalog, config, names, pipeline, synthetic
-from rtofs_lib import spark as sparkmod
-from rtofs_lib.localcluster import LocalCluster
+from rtofs_lib import config
+from rtofs_lib.fetch import catalog, names
+from rtofs_lib.jobs import pipeline
+from rtofs_lib.jobs import spark as sparkmod
+from rtofs_lib.testing import synthetic
+from rtofs_lib.testing.cluster import LocalCluster
 
 DATE = "20260708"
 

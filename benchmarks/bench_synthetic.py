@@ -17,7 +17,7 @@ from pathlib import Path
 
 import netCDF4
 
-from rtofs_lib import synthetic
+from rtofs_lib.testing import synthetic
 
 
 def _cpu() -> float:

@@ -1,8 +1,8 @@
 """rtofs_lib: Global RTOFS ocean forecasts for a small research cluster.
 
 Read real-format files (:func:`open_file`, :func:`open_day`), render fast SST maps
-(:mod:`rtofs_lib.render`), crawl NOMADS (:mod:`rtofs_lib.crawler`) and run the
-rendering job on Spark (:mod:`rtofs_lib.pipeline`).
+(:mod:`rtofs_lib.maps.render`), crawl NOMADS (:mod:`rtofs_lib.fetch.crawler`) and run the
+rendering job on Spark (:mod:`rtofs_lib.jobs.pipeline`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "open_file": "rtofs_lib.reader",
-    "open_day": "rtofs_lib.reader",
-    "parse_name": "rtofs_lib.names",
-    "compose_name": "rtofs_lib.names",
-    "valid_time": "rtofs_lib.names",
+    "open_file": "rtofs_lib.fields.reader",
+    "open_day": "rtofs_lib.fields.reader",
+    "parse_name": "rtofs_lib.fetch.names",
+    "compose_name": "rtofs_lib.fetch.names",
+    "valid_time": "rtofs_lib.fetch.names",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -1,5 +1,5 @@
 import sys
 
-from rtofs_lib.cli import main
+from rtofs_lib.cli.main import main
 
 sys.exit(main())

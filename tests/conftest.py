@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rtofs_lib import names
+from rtofs_lib.fetch import names
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -52,7 +52,7 @@ def _isolated_rtofs_env(monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_day(tmp_path_factory) -> Path:
     """An archive with one small-grid day of prog files (a few steps); returns the archive root."""
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path_factory.mktemp("archive-small")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f003", grid="small")
@@ -62,7 +62,7 @@ def small_day(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def full_prog_file(tmp_path_factory) -> Path:
     """One full-size (4500x3298) real-format prog file."""
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path_factory.mktemp("archive-full")
     (path,) = synthetic.write_sample(archive, SAMPLE_DATE, steps="f024", grid="full")
@@ -82,7 +82,8 @@ def product_files(tmp_path_factory) -> dict[str, Path]:
 
     Keys are product codes and ``"legacy"`` (``rtofs_glo_2ds_f001_1hrly_prog.nc``).
     """
-    from rtofs_lib import names, synthetic
+    from rtofs_lib.fetch import names
+    from rtofs_lib.testing import synthetic
 
     folder = tmp_path_factory.mktemp("archive-products") / names.day_folder(SAMPLE_DATE)
     files = {}
@@ -101,7 +102,7 @@ def product_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def small_grid() -> tuple:
     """``(lat, lon)`` of the small synthetic grid with the fold row dropped (raw longitudes)."""
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     lat, lon = synthetic.make_grid(*synthetic.GRIDS["small"])
     return lat[:-1], lon[:-1]
@@ -119,7 +120,7 @@ def render_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def render_grid():
     """``(lat, lon)`` of the small synthetic grid, fold row included (as written to files)."""
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     return synthetic.make_grid(*synthetic.GRIDS["small"])
 
@@ -130,7 +131,8 @@ def write_prog(tmp_path_factory, render_grid):
 
     ``f`` gets the 2-D grid coordinates with longitudes wrapped into [-180, 180).
     """
-    from rtofs_lib import names, synthetic
+    from rtofs_lib.fetch import names
+    from rtofs_lib.testing import synthetic
 
     root = tmp_path_factory.mktemp("render-files")
     lat, lon = render_grid
@@ -158,7 +160,7 @@ CRAWL_OLD_DATE = "20260707"
 @pytest.fixture(scope="session")
 def nomads_source(tmp_path_factory) -> Path:
     """A NOMADS-like tree written once: two days of small-grid prog files (real format)."""
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     root = tmp_path_factory.mktemp("nomads-src")
     synthetic.write_sample(root, SAMPLE_DATE, steps=CRAWL_STEPS, grid="small")
@@ -171,7 +173,7 @@ def nomads(nomads_source, tmp_path):
     """A real HTTP server on loopback serving a private copy of :func:`nomads_source`."""
     import shutil
 
-    from rtofs_lib.nomads_server import NomadsServer
+    from rtofs_lib.testing.nomads import NomadsServer
 
     root = tmp_path / "nomads"
     shutil.copytree(nomads_source, root)
@@ -182,7 +184,7 @@ def nomads(nomads_source, tmp_path):
 @pytest.fixture
 def fast_crawl():
     """Crawl options with tiny delays and timeouts so fault tests do not really sleep."""
-    from rtofs_lib.crawler import CrawlOptions
+    from rtofs_lib.fetch.crawler import CrawlOptions
 
     return CrawlOptions(
         rate_per_minute=60_000,
@@ -212,7 +214,7 @@ SPARK_TEST_SECRET = "rtofs-test-secret-4f1c"
 @pytest.fixture(scope="session")
 def spark_cluster(tmp_path_factory):
     """A real Spark standalone master and two 1-core workers on loopback (stopped afterwards)."""
-    from rtofs_lib.localcluster import LocalCluster
+    from rtofs_lib.testing.cluster import LocalCluster
 
     cluster = LocalCluster(2, cores=1, memory="1g", base_dir=tmp_path_factory.mktemp("spark"))
     cluster.start()
@@ -225,7 +227,7 @@ def spark_cluster(tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark_auth_cluster(tmp_path_factory):
     """A second small standalone cluster that requires ``spark.authenticate`` (one worker)."""
-    from rtofs_lib.localcluster import LocalCluster
+    from rtofs_lib.testing.cluster import LocalCluster
 
     cluster = LocalCluster(
         1,
@@ -245,7 +247,7 @@ class SparkSessions:
     """Hands out one SparkSession at a time (PySpark allows one per process).
 
     ``get(master)`` reuses the running session when its master matches, else stops it
-    and starts one for ``master`` with the platform defaults (:func:`rtofs_lib.spark.session`).
+    and starts one for ``master`` with the platform defaults (:func:`rtofs_lib.jobs.spark.session`).
     """
 
     def __init__(self, local_dir: Path) -> None:
@@ -255,7 +257,7 @@ class SparkSessions:
 
     def get(self, master: str):
         from rtofs_lib import config
-        from rtofs_lib import spark as sparkmod
+        from rtofs_lib.jobs import spark as sparkmod
 
         if self.current is not None and self.master == master:
             return self.current
@@ -298,7 +300,7 @@ def spark_master(request) -> str:
 @pytest.fixture(scope="session")
 def spark_day(tmp_path_factory) -> Path:
     """An archive with one small-grid day of 12 prog files (n024, f000-f010); returns the root."""
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path_factory.mktemp("archive-spark")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f010", grid="small")
@@ -587,7 +589,7 @@ def viewer_archive(tmp_path_factory) -> Path:
 
     Day B's f024–f027 are valid at the same times as SAMPLE_DATE's n024, f001–f003.
     """
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path_factory.mktemp("archive-viewer")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", products="prog,diag")

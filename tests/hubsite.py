@@ -231,7 +231,7 @@ def make_user_env(target: Path) -> Path:
     for entry in (REPO / ".venv" / "share" / "jupyter").iterdir():
         if entry.name != "kernels":  # the lab assets; kernels of this environment below
             (jupyter / entry.name).symlink_to(entry)
-    from rtofs_lib import kernel
+    from rtofs_lib.notebook import kernel
 
     # the shared kernel with the site's settings, as the rtofs role installs it
     scratch = target.parent / "spark-scratch"

@@ -204,7 +204,7 @@ def test_render_job_runs_as_the_maps_owner_without_a_drop_in(cluster):
 
 
 def test_crawl_then_render_fills_the_archive_and_the_maps(cluster, nomads_source, hostctl):
-    from rtofs_lib.nomads_server import NomadsServer
+    from rtofs_lib.testing.nomads import NomadsServer
 
     with NomadsServer(nomads_source, host=hostctl.GATEWAY, port=8765):
         crawl = cluster.run("hub", "systemctl start rtofs-crawl.service", timeout=900, check=False)

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import CRAWL_OLD_DATE, CRAWL_STEPS, REPO, SAMPLE_DATE
 
-from rtofs_lib import catalog, names
-from rtofs_lib.crawler import (
+from rtofs_lib.errors import NotNetCDFError, TruncatedFileError
+from rtofs_lib.fetch import catalog, names
+from rtofs_lib.fetch.crawler import (
     Crawler,
     CrawlLockedError,
     CrawlOptions,
@@ -32,8 +33,7 @@ from rtofs_lib.crawler import (
     parse_size,
     verify_file,
 )
-from rtofs_lib.errors import NotNetCDFError, TruncatedFileError
-from rtofs_lib.nomads_server import index_page, strfsize
+from rtofs_lib.testing.nomads import index_page, strfsize
 
 pytestmark = pytest.mark.network
 
@@ -568,7 +568,7 @@ def test_cli_prune_deletes_old_days(tmp_path):
 
 
 def test_systemd_units_pass_systemd_analyze(tmp_path):
-    from rtofs_lib import schedule
+    from rtofs_lib.jobs import schedule
 
     paths = schedule.write_units(tmp_path, rtofs=sys.executable, user="root", group="root")
     timer = (tmp_path / "rtofs-crawl.timer").read_text()
@@ -584,7 +584,7 @@ def test_systemd_units_pass_systemd_analyze(tmp_path):
 
 
 def test_render_unit_runs_as_its_own_user_and_the_crawl_as_the_archive_owner():
-    from rtofs_lib import schedule
+    from rtofs_lib.jobs import schedule
 
     units = schedule.render_units(user="rtofs", group="rtofs", render_user="spark")
     assert "User=rtofs\nGroup=rtofs\n" in units["rtofs-crawl.service"]
@@ -592,7 +592,7 @@ def test_render_unit_runs_as_its_own_user_and_the_crawl_as_the_archive_owner():
 
 
 def test_render_unit_runs_as_the_crawl_user_by_default():
-    from rtofs_lib import schedule
+    from rtofs_lib.jobs import schedule
 
     assert "User=rtofs\n" in schedule.render_units(user="rtofs")["rtofs-render.service"]
 

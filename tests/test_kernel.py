@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rtofs_lib import kernel
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.notebook import kernel
 
 REPO = Path(__file__).resolve().parents[1]
 RTOFS = str(Path(sys.executable).parent / "rtofs")
@@ -176,7 +176,7 @@ def test_installed_kernel_namespace_has_idle_spark_library_and_viewers(started_k
     assert not errors, errors
     lines = out.splitlines()
     assert lines[0] == "LazySpark False None"
-    assert lines[1] == "rtofs_lib rtofs_lib.viewers SSTViewer rtofs_lib.reader"
+    assert lines[1] == "rtofs_lib rtofs_lib.notebook.viewers SSTViewer rtofs_lib.fields.reader"
     assert lines[2] == f"{sys.executable} FALSE"
 
 

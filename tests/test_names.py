@@ -1,4 +1,4 @@
-"""RTOFS file names, steps, valid times and day folders (rtofs_lib.names)."""
+"""RTOFS file names, steps, valid times and day folders (rtofs_lib.fetch.names)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtofs_lib import names
 from rtofs_lib.errors import NotRtofsNameError
+from rtofs_lib.fetch import names
 
 LISTING = (
     Path(__file__).resolve().parents[2] / "shared" / "rtofs" / "nomads_listing_rtofs.20260708.html"

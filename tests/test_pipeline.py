@@ -14,7 +14,10 @@ import pytest
 from conftest import SAMPLE_DATE
 from PIL import Image
 
-from rtofs_lib import dashboard, names, pipeline, reader, regrid, render, stats
+from rtofs_lib.fetch import names
+from rtofs_lib.fields import reader, regrid
+from rtofs_lib.jobs import dashboard, pipeline, stats
+from rtofs_lib.maps import render
 
 N_FILES = 12  # spark_day: n024, f000-f010
 
@@ -175,7 +178,7 @@ def test_a_day_without_files_is_an_error_naming_the_folder(tmp_path):
 def test_worker_killed_mid_job_still_leaves_every_map(
     spark_cluster, spark_sessions, spark_cache, tmp_path
 ):
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path / "archive"
     synthetic.write_sample(archive, SAMPLE_DATE, steps="f000-f023", grid="small")
@@ -293,7 +296,7 @@ def test_driver_builds_the_missing_indices(spark_day, tmp_path, monkeypatch):
 
 
 def test_region_statistics_of_a_range_of_days(spark_sessions, spark_cache, tmp_path):
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path / "archive"
     for day in ("20260707", "20260708"):
@@ -347,7 +350,7 @@ def stats_in(stems):
 
 
 def test_dashboard_lists_latest_day_first_with_linked_thumbnails(spark_cache, tmp_path):
-    from rtofs_lib import synthetic
+    from rtofs_lib.testing import synthetic
 
     archive = tmp_path / "archive"
     for day in ("20260707", "20260708"):
@@ -449,7 +452,7 @@ def test_demo_makes_a_day_and_a_dashboard(tmp_path):
 
 
 def test_gif_has_one_frame_per_step(spark_day, spark_cache, tmp_path):
-    from rtofs_lib import animate
+    from rtofs_lib.maps import animation as animate
 
     out = animate.animate(
         SAMPLE_DATE, tmp_path / "day.gif", archive=spark_day, maps=tmp_path, cache_dir=spark_cache
@@ -460,7 +463,7 @@ def test_gif_has_one_frame_per_step(spark_day, spark_cache, tmp_path):
 
 
 def test_region_gif_is_drawn_from_the_files(spark_day, spark_cache, tmp_path):
-    from rtofs_lib import animate
+    from rtofs_lib.maps import animation as animate
 
     out = animate.animate(
         SAMPLE_DATE,
@@ -477,8 +480,8 @@ def test_region_gif_is_drawn_from_the_files(spark_day, spark_cache, tmp_path):
 
 
 def test_unknown_region_lists_the_names(spark_day, tmp_path):
-    from rtofs_lib import animate
     from rtofs_lib.errors import RtofsError
+    from rtofs_lib.maps import animation as animate
 
     with pytest.raises(RtofsError, match=r"unknown region 'atlantis'.*gulf_stream"):
         animate.animate(SAMPLE_DATE, tmp_path / "a.gif", region="atlantis", archive=spark_day)
@@ -487,7 +490,7 @@ def test_unknown_region_lists_the_names(spark_day, tmp_path):
 def test_mp4_has_one_frame_per_step(spark_day, spark_cache, tmp_path):
     import imageio_ffmpeg  # the animation extra (in dev): a bundled ffmpeg
 
-    from rtofs_lib import animate
+    from rtofs_lib.maps import animation as animate
 
     assert animate.find_ffmpeg(), "no ffmpeg: pip install 'rtofs-lib[animation]'"
     out = tmp_path / "day.mp4"
@@ -498,8 +501,8 @@ def test_mp4_has_one_frame_per_step(spark_day, spark_cache, tmp_path):
 
 
 def test_mp4_without_ffmpeg_says_to_write_a_gif(spark_day, spark_cache, tmp_path, monkeypatch):
-    from rtofs_lib import animate
     from rtofs_lib.errors import RtofsError
+    from rtofs_lib.maps import animation as animate
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-ffmpeg-here"))
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "missing" / "ffmpeg"))

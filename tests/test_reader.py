@@ -14,13 +14,15 @@ import pytest
 import xarray as xr
 from conftest import PRODUCT_FIELD, SAMPLE_DATE
 
-from rtofs_lib import names, reader, synthetic
 from rtofs_lib.errors import (
     MissingVariableError,
     NotNetCDFError,
     TruncatedFileError,
     UnexpectedGridError,
 )
+from rtofs_lib.fetch import names
+from rtofs_lib.fields import reader
+from rtofs_lib.testing import synthetic
 
 GLOBAL = ["prog", "diag", "ice", "3ztio", "3zsio", "3zuio", "3zvio", "legacy"]
 REGIONAL = ["US_east", "US_west", "alaska"]
@@ -416,7 +418,7 @@ def test_importing_the_reader_turns_hdf5_file_locking_off_unless_set(before, aft
     env = {k: v for k, v in os.environ.items() if k != "HDF5_USE_FILE_LOCKING"}
     if before is not None:
         env["HDF5_USE_FILE_LOCKING"] = before
-    code = "import os, rtofs_lib.reader; print(os.environ['HDF5_USE_FILE_LOCKING'])"
+    code = "import os, rtofs_lib.fields.reader; print(os.environ['HDF5_USE_FILE_LOCKING'])"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from rtofs_lib import reader, regrid
-from rtofs_lib.regrid import Raster, apply, get_index, grid_key
+from rtofs_lib.fields import reader, regrid
+from rtofs_lib.fields.regrid import Raster, apply, get_index, grid_key
 
 
 @pytest.fixture(autouse=True)
@@ -300,7 +300,7 @@ def test_concurrent_processes_share_one_cache(small_grid, tmp_path):
     code = textwrap.dedent(
         f"""
         import sys, numpy as np
-        from rtofs_lib import regrid
+        from rtofs_lib.fields import regrid
         lat = np.load({str(tmp_path / "lat.npy")!r}); lon = np.load({str(tmp_path / "lon.npy")!r})
         index = regrid.get_index(lat, lon, regrid.Raster.global_(180), cache_dir={str(cache)!r})
         np.save(sys.argv[1], index)

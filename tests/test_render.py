@@ -2,7 +2,7 @@
 
 Maps are decoded from the PNGs written to disk; the map area is found from its black
 frame, and pixels are looked up by latitude/longitude through the raster the map
-claims (:func:`rtofs_lib.render.raster_for`).
+claims (:func:`rtofs_lib.maps.render.raster_for`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rtofs_lib import names, reader, regrid, render
 from rtofs_lib.errors import MissingVariableError
+from rtofs_lib.fetch import names
+from rtofs_lib.fields import reader, regrid
+from rtofs_lib.maps import render
 
 STYLE = render.FIELDS["sst"]
 SAMPLE_DATE = "20260708"  # as in conftest

@@ -12,8 +12,8 @@ import pytest
 from conftest import SPARK_TEST_SECRET
 
 from rtofs_lib import config
-from rtofs_lib import spark as sparkmod
 from rtofs_lib.errors import ConfigError
+from rtofs_lib.jobs import spark as sparkmod
 
 
 def executor_view():
@@ -152,7 +152,7 @@ def test_standalone_tasks_run_on_both_workers(spark_cluster, spark_sessions):
 
 CLIENT = """
 import sys
-from rtofs_lib import spark
+from rtofs_lib.jobs import spark
 s = spark.session(sys.argv[1], **{"spark.executor.memory": "512m"})
 print("RESULT", sum(s.sparkContext.parallelize(range(10), 2).collect()), flush=True)
 s.stop()

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_DATE
 
-from rtofs_lib import names, synthetic
+from rtofs_lib.fetch import names
+from rtofs_lib.testing import synthetic
 
 FILL = np.float32(2.0**100)
 CDL_TYPES = {"double": "f8", "float": "f4", "int": "i4"}

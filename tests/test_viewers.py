@@ -9,8 +9,11 @@ import pytest
 from conftest import SAMPLE_DATE, VIEWER_DATE_B
 from PIL import Image
 
-from rtofs_lib import names, reader, render, viewers
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.fetch import names
+from rtofs_lib.fields import reader
+from rtofs_lib.maps import render
+from rtofs_lib.notebook import viewers
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def configure(c: Any, settings: dict[str, Any] | None = None) -> dict[str, Any]:
                 "command": [
                     sys.executable,
                     "-m",
-                    "rtofs_lib.hub.dashboard",
+                    "rtofs_lib.hub.dashboard_service",
                     "--root",
                     dash["maps"],
                     "--port",

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``rtofs`` CLI, one light module each (see :mod:`rtofs_lib.cli`)."""

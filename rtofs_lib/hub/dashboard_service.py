@@ -1,0 +1,74 @@
+"""The maps dashboard as a JupyterHub service: static files behind hub login.
+
+Serves the maps folder that ``rtofs run`` writes (``index.html`` and the PNGs) under the
+service prefix (``/services/maps/``), only to users the hub has logged in (HubOAuth); anonymous
+requests are sent to the hub's login page. Run by the hub as a managed service::
+
+    python -m rtofs_lib.hub.dashboard_service --root /srv/rtofs/maps --port 8091
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+PLACEHOLDER = (
+    "<!doctype html><title>RTOFS maps</title><h1>RTOFS maps</h1>"
+    "<p>No maps yet: <code>rtofs run</code> writes them here.</p>"
+)
+
+
+def make_app(root: Path, prefix: str):
+    """Return the tornado application serving ``root`` under ``prefix`` behind HubOAuth."""
+    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+    from jupyterhub.utils import url_path_join
+    from tornado import web
+
+    class MapsHandler(HubOAuthenticated, web.StaticFileHandler):
+        """Static files, for logged-in hub users only."""
+
+        @web.authenticated
+        async def get(self, path: str, include_body: bool = True) -> None:
+            if path in ("", "index.html") and not (root / "index.html").exists():
+                self.set_header("Content-Type", "text/html; charset=utf-8")
+                self.finish(PLACEHOLDER)
+                return
+            await super().get(path, include_body)
+
+        def set_extra_headers(self, path: str) -> None:
+            self.set_header("Cache-Control", "no-cache")
+
+    return web.Application(
+        [
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (
+                prefix + r"(.*)",
+                MapsHandler,
+                {"path": str(root), "default_filename": "index.html"},
+            ),
+        ],
+        cookie_secret=os.urandom(32),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the dashboard service (the hub starts it with its ``JUPYTERHUB_*`` variables)."""
+    from tornado.ioloop import IOLoop
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, type=Path, help="the maps folder")
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--ip", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/maps/")
+    app = make_app(args.root, prefix)
+    app.listen(args.port, args.ip)
+    with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
+        IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Drawing maps: palettes, decorations, palette-mode PNG composition and animation."""

@@ -1,0 +1,399 @@
+"""The shared "RTOFS (PySpark)" Jupyter kernel: its spec, its start-up and its installer.
+
+The kernel is this environment's Python running ``ipykernel`` with a start-up file
+(``startup.py`` beside ``kernel.json``, run through ``--IPKernelApp.exec_files``) that gives
+every notebook:
+
+- ``spark``: a :class:`LazySpark` handle. The cluster session starts on first use
+  (:func:`rtofs_lib.jobs.spark.session`), so an idle kernel holds no executors; a broken
+  cluster does not break the kernel, ``spark`` then raises an :class:`RtofsError` that
+  says what is wrong;
+- ``rtofs`` (the library), ``open_file``, ``open_day``, ``config`` (the settings), and
+  the viewers (``viewer``, ``SSTViewer``).
+
+The spec's environment sets ``HDF5_USE_FILE_LOCKING=FALSE`` (read-only archive on Lustre),
+``OMP_NUM_THREADS``, ``PYSPARK_PYTHON`` and ``SPARK_HOME`` (this environment's Python and
+Spark) and ``RTOFS_CONFIG`` (the platform settings). ``kernels/rtofs/`` in the repository
+holds the spec as installed into the platform venv ``/opt/rtofs/venv``.
+
+Examples
+--------
+>>> spec = kernel_json("/opt/rtofs/venv/bin/python", config=None, spark_home=None)
+>>> spec["display_name"]
+'RTOFS (PySpark)'
+>>> install(prefix="/usr/local")  # doctest: +SKIP
+PosixPath('/usr/local/share/jupyter/kernels/rtofs')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from rtofs_lib import config as rtofs_config
+from rtofs_lib.errors import RtofsError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Name of the kernel spec folder (``share/jupyter/kernels/rtofs``).
+KERNEL_NAME = "rtofs"
+#: Name shown in JupyterLab's launcher and kernel menu.
+DISPLAY_NAME = "RTOFS (PySpark)"
+#: Start-up file name inside the kernel spec folder.
+STARTUP_NAME = "startup.py"
+#: Threads for numpy/BLAS in a notebook (Spark executors get 1 per task regardless).
+DEFAULT_OMP_THREADS = 2
+#: Seconds to wait for a TCP connection to the Spark master before calling it unreachable.
+MASTER_TIMEOUT = 5.0
+
+#: The start-up file IPython runs in the notebook's namespace (package data
+#: ``rtofs_lib/data/kernel/startup.py``; ``kernels/rtofs/startup.py`` links to it).
+STARTUP_SOURCE = (resources.files("rtofs_lib") / "data" / "kernel" / "startup.py").read_text()
+
+
+# --- the lazy Spark handle ---------------------------------------------------------------------
+
+
+def _master_endpoints(master: str) -> list[tuple[str, int]]:
+    """``(host, port)`` pairs of a ``spark://`` master URL (several for standby masters)."""
+    rest = master[len("spark://") :]
+    out = []
+    for part in rest.split(","):
+        url = urlsplit(f"spark://{part.strip()}")
+        if not url.hostname:
+            raise RtofsError(
+                f"Spark master URL {master!r} names no host; write it like spark://hub:7077 "
+                "(spark_master in the platform settings or RTOFS_SPARK_MASTER)"
+            )
+        out.append((url.hostname, url.port or 7077))
+    return out
+
+
+def check_master(master: str, timeout: float = MASTER_TIMEOUT) -> None:
+    """Check that a ``spark://`` master accepts connections (other URLs are not checked).
+
+    Raises
+    ------
+    RtofsError
+        Naming the URL, why it failed, and what to check.
+    """
+    if not master.startswith("spark://"):
+        return
+    problems = []
+    for host, port in _master_endpoints(master):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except socket.gaierror as e:
+            problems.append(f"{host}: unknown host ({e.strerror or e})")
+        except TimeoutError:
+            problems.append(f"{host}:{port}: no answer within {timeout:g} s")
+        except OSError as e:
+            problems.append(f"{host}:{port}: {e.strerror or e}")
+    raise RtofsError(
+        f"Spark master {master} is unreachable ({'; '.join(problems)}). Check that the master "
+        "runs on that host (systemctl status spark-master), that spark_master in the platform "
+        "settings (RTOFS_CONFIG or /etc/rtofs/rtofs.toml) or RTOFS_SPARK_MASTER is right, and "
+        "that this host can reach the port. The kernel works without Spark meanwhile; "
+        "`spark` tries again on next use."
+    )
+
+
+class LazySpark:
+    """A stand-in for a SparkSession that starts the session on first use.
+
+    Attribute access (``spark.read``, ``spark.sparkContext``, ...) starts the session
+    with :func:`rtofs_lib.jobs.spark.session` and forwards to it; ``repr`` and tab completion
+    do not start anything. When Spark cannot start, the access raises :class:`RtofsError`
+    saying why, and the next access tries again (after fixing the settings, no kernel
+    restart is needed). A stopped session is replaced by a new one on next use.
+
+    Parameters
+    ----------
+    master, app_name, conf
+        Passed to :func:`rtofs_lib.jobs.spark.session` (default: the configured master).
+
+    Examples
+    --------
+    >>> spark = LazySpark(master="local[1]")
+    >>> spark.started
+    False
+    >>> spark.range(3).count()  # doctest: +SKIP
+    3
+    """
+
+    def __init__(
+        self, master: str | None = None, app_name: str = "rtofs-notebook", **conf: Any
+    ) -> None:
+        self._master = master
+        self._app_name = app_name
+        self._conf = conf
+        self._session: SparkSession | None = None
+
+    def _resolved_master(self) -> str:
+        if self._master:
+            return self._master
+        try:
+            return rtofs_config.load().spark_master or "local[*]"
+        except RtofsError as e:
+            return f"<settings unreadable: {e}>"
+
+    @property
+    def started(self) -> bool:
+        """Whether the session is running (a stopped session counts as not started)."""
+        if self._session is None:
+            return False
+        try:
+            from pyspark import SparkContext
+        except ImportError:  # pragma: no cover
+            return False
+        return SparkContext._active_spark_context is self._session.sparkContext
+
+    def get(self) -> SparkSession:
+        """Return the running SparkSession, starting it now if needed.
+
+        Raises
+        ------
+        RtofsError
+            If the settings are bad, the master is unreachable or Spark fails to start.
+        """
+        if self.started:
+            return self._session  # type: ignore[return-value]
+        from rtofs_lib.jobs import spark as sparkmod
+
+        settings = rtofs_config.load()  # ConfigError (an RtofsError) names the bad setting
+        master = self._master or settings.spark_master or "local[*]"
+        check_master(master)
+        try:
+            self._session = sparkmod.session(
+                master, app_name=self._app_name, settings=settings, **self._conf
+            )
+        except RtofsError:
+            raise
+        except ImportError as e:
+            raise RtofsError(
+                f"cannot start Spark: {e}. Install it into the kernel's environment "
+                f"({sys.prefix}): pip install 'rtofs-lib[spark]'"
+            ) from e
+        except Exception as e:
+            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            hint = "check the master URL and that the cluster is up"
+            if "JAVA" in text.upper():
+                hint = "is Java 17 installed on this host (java -version) and JAVA_HOME right?"
+            raise RtofsError(
+                f"Spark did not start with master {master}: {type(e).__name__}: {text} ({hint}; "
+                "`spark` tries again on next use)"
+            ) from e
+        return self._session
+
+    def stop(self) -> None:
+        """Stop the session if it runs (frees the executors); the next use starts a new one."""
+        if self.started:
+            self._session.stop()  # type: ignore[union-attr]
+        self._session = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Private and dunder names never start Spark: IPython's display machinery probes
+        # objects for _repr_*_ and _ipython_*_ methods.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+    def __dir__(self) -> list[str]:
+        names = set(super().__dir__())
+        try:
+            from pyspark.sql import SparkSession
+
+            names.update(n for n in dir(SparkSession) if not n.startswith("_"))
+        except ImportError:  # pragma: no cover
+            pass
+        return sorted(names)
+
+    def __repr__(self) -> str:
+        if self.started:
+            sc = self._session.sparkContext  # type: ignore[union-attr]
+            return f"<spark: running on {sc.master}, app {sc.appName!r}, UI {sc.uiWebUrl}>"
+        return f"<spark: not started; starts on first use with master {self._resolved_master()}>"
+
+
+# --- start-up ----------------------------------------------------------------------------------
+
+
+def start(namespace: dict[str, Any]) -> None:
+    """Fill a notebook's namespace: ``spark``, ``rtofs``, readers, settings and viewers.
+
+    Called by the kernel's start-up file. Nothing here starts Spark or reads data.
+    """
+    import rtofs_lib
+    from rtofs_lib.fields import reader
+
+    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    namespace["spark"] = LazySpark()
+    namespace["rtofs"] = rtofs_lib
+    namespace["open_file"] = reader.open_file
+    namespace["open_day"] = reader.open_day
+    try:
+        namespace["config"] = rtofs_config.load()
+    except RtofsError as e:  # a bad settings file must not stop the kernel
+        print(f"RTOFS kernel: {e}", file=sys.stderr)
+    try:
+        from rtofs_lib.notebook import viewers
+    except ImportError as e:
+        print(f"RTOFS kernel: viewers unavailable ({e}); pip install 'rtofs-lib[viewers]'")
+    else:
+        namespace["viewer"] = viewers.viewer
+        namespace["SSTViewer"] = viewers.SSTViewer
+
+
+# --- the spec and its installer ----------------------------------------------------------------
+
+
+def _spark_home() -> str | None:
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(Path(next(iter(spec.submodule_search_locations))))
+
+
+def kernel_json(
+    python: str | None = None,
+    *,
+    config: str | Path | None = None,
+    spark_home: str | bool | None = True,
+    omp_threads: int = DEFAULT_OMP_THREADS,
+    display_name: str = DISPLAY_NAME,
+) -> dict[str, Any]:
+    """Return the ``kernel.json`` content of the RTOFS kernel.
+
+    Parameters
+    ----------
+    python
+        Interpreter of the kernel (default: this one, ``sys.executable``).
+    config
+        Platform settings file for ``RTOFS_CONFIG``; None leaves it unset (the library then
+        reads ``/etc/rtofs/rtofs.toml`` if present).
+    spark_home
+        ``SPARK_HOME``; True: the Spark inside this environment's pyspark, if installed;
+        None/False: unset.
+    omp_threads
+        ``OMP_NUM_THREADS`` of the notebook process.
+    display_name
+        Name shown by JupyterLab.
+    """
+    python = python or sys.executable
+    if omp_threads < 1:
+        raise ValueError(f"omp_threads must be at least 1, not {omp_threads}")
+    env = {
+        "HDF5_USE_FILE_LOCKING": "FALSE",
+        "OMP_NUM_THREADS": str(omp_threads),
+        "PYSPARK_PYTHON": python,
+        # the environment's commands (rtofs, spark-submit) first on the PATH of `!` commands
+        "PATH": f"{Path(python).parent}:${{PATH}}",
+    }
+    home = _spark_home() if spark_home is True else spark_home or None
+    if home:
+        env["SPARK_HOME"] = home
+    if config:
+        env["RTOFS_CONFIG"] = str(config)
+    return {
+        "argv": [
+            python,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            f"--IPKernelApp.exec_files={{resource_dir}}/{STARTUP_NAME}",
+        ],
+        "display_name": display_name,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": env,
+        "metadata": {"debugger": True},
+    }
+
+
+def _chmod_tree(root: Path) -> None:
+    """Make an installed spec readable by everybody (the copy keeps the temp dir's 0700)."""
+    root.chmod(0o755)
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def install(
+    *,
+    user: bool = False,
+    sys_prefix: bool = False,
+    prefix: str | Path | None = None,
+    name: str = KERNEL_NAME,
+    display_name: str = DISPLAY_NAME,
+    config: str | Path | None = None,
+    omp_threads: int = DEFAULT_OMP_THREADS,
+    python: str | None = None,
+) -> Path:
+    """Install the kernel spec (``kernel.json`` + ``startup.py``); return its folder.
+
+    Parameters
+    ----------
+    user
+        Into the user's Jupyter data dir (``~/.local/share/jupyter/kernels``).
+    sys_prefix
+        Into this environment (``sys.prefix/share/jupyter/kernels``).
+    prefix
+        Into ``PREFIX/share/jupyter/kernels`` (``/usr/local`` for every user of a host).
+    name, display_name
+        Spec folder name and the name JupyterLab shows.
+    config
+        Settings file for ``RTOFS_CONFIG``; default ``$RTOFS_CONFIG`` when set, else
+        ``/etc/rtofs/rtofs.toml`` when it exists, else unset.
+    omp_threads
+        ``OMP_NUM_THREADS`` of notebooks.
+    python
+        Kernel interpreter (default this one).
+
+    With none of ``user``, ``sys_prefix``, ``prefix``: the system-wide location
+    (``/usr/local/share/jupyter/kernels``), like ``jupyter kernelspec install``.
+
+    Raises
+    ------
+    RtofsError
+        If more than one location is chosen, or the folder cannot be written (says which).
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if sum((bool(user), bool(sys_prefix), prefix is not None)) > 1:
+        raise RtofsError("choose one of --user, --sys-prefix and --prefix")
+    if sys_prefix:
+        prefix = sys.prefix
+    if config is None:
+        env_config = os.environ.get("RTOFS_CONFIG")
+        if env_config:
+            config = env_config
+        elif rtofs_config.SYSTEM_CONFIG.exists():
+            config = rtofs_config.SYSTEM_CONFIG
+    spec = kernel_json(python, config=config, omp_threads=omp_threads, display_name=display_name)
+    with tempfile.TemporaryDirectory(prefix="rtofs-kernel-") as tmp:
+        src = Path(tmp) / name
+        src.mkdir()
+        (src / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+        (src / STARTUP_NAME).write_text(STARTUP_SOURCE)
+        try:
+            dest = KernelSpecManager().install_kernel_spec(
+                str(src), name, user=user, prefix=str(prefix) if prefix is not None else None
+            )
+        except PermissionError as e:
+            raise RtofsError(
+                f"cannot write the kernel into {e.filename or 'the system-wide Jupyter folder'}: "
+                "permission denied; run as root, or use --user / --sys-prefix / --prefix DIR"
+            ) from None
+    dest_path = Path(dest)
+    _chmod_tree(dest_path)
+    return dest_path
