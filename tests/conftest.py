@@ -13,19 +13,10 @@ import pytest
 from rtofs_lib.fetch import names
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 ARTIFACTS = Path(os.environ.get("RTOFS_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
 #: A day to build samples for (any date works; this one matches the saved NOMADS listing).
 SAMPLE_DATE = "20260708"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """``../shared`` beside the checkout: the CDL dumps and the saved NOMADS listing."""
-    if not (SHARED / "rtofs" / "format.md").exists():
-        pytest.fail(f"{SHARED}/rtofs is missing; the tests need the shared/ folder beside the repo")
-    return SHARED
 
 
 @pytest.fixture(scope="session")

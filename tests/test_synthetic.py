@@ -1,6 +1,6 @@
 """The synthetic generator writes files structurally identical to NOMADS' RTOFS files.
 
-The reference is the CDL dumps in ``shared/rtofs/cdl`` (``*.cdl`` for the header,
+The reference is the CDL dumps in ``tests/data/cdl`` (``*.cdl`` for the header,
 ``*.hs.cdl`` for the storage: chunks, deflate, endianness), read by a small CDL parser.
 """
 
@@ -73,9 +73,16 @@ def parse_cdl(path: Path) -> dict:
     return out
 
 
-CDL_DIR = Path(__file__).resolve().parents[2] / "shared" / "rtofs" / "cdl"
-CDLS = sorted(p for p in CDL_DIR.glob("*.cdl") if not p.name.endswith(".hs.cdl"))
-HS_CDLS = sorted(CDL_DIR.glob("*.hs.cdl"))
+CDL_DIR = Path(__file__).parent / "data" / "cdl"
+#: One real file of each product family; a dump missing from tests/data/cdl fails its cases.
+CDL_STEMS = (
+    "rtofs_glo_2ds_f024_diag",
+    "rtofs_glo_2ds_f024_ice",
+    "rtofs_glo_2ds_f024_prog",
+    "rtofs_glo_3dz_f024_daily_3ztio",
+)
+CDLS = [CDL_DIR / f"{stem}.cdl" for stem in CDL_STEMS]
+HS_CDLS = [CDL_DIR / f"{stem}.hs.cdl" for stem in CDL_STEMS]
 
 
 def _product(cdl: Path) -> str:
@@ -107,7 +114,8 @@ def _same_attr(want, got, *, ignore_values: bool) -> bool:
 
 def test_the_cdl_references_are_there():
     assert [_product(p) for p in CDLS] == ["diag", "ice", "prog", "3ztio"]
-    assert len(HS_CDLS) == len(CDLS)
+    missing = [p.name for p in [*CDLS, *HS_CDLS] if not p.is_file()]
+    assert not missing, f"CDL references missing from {CDL_DIR}: {missing}"
 
 
 # --- header: the CDLs --------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def verify_file(path: str | Path, product: str, step: str, date: str | dt.date) 
     ``MT``/``Y``/``X`` dimensions and single time, decodes the last compressed chunk of that
     variable (HDF5 writes it last) and, except for ice files whose ``MT`` is not
     trustworthy, checks that ``MT`` is the valid time the name implies. With the reader's
-    :func:`~rtofs_lib.fields.reader.check_file` first (file size against the HDF5 superblock), this
+    :func:`~rtofs_lib.fetch.check.check_file` first (file size against the HDF5 superblock), this
     costs tens of milliseconds for a 150 MB file.
 
     Raises
@@ -248,7 +248,7 @@ def verify_file(path: str | Path, product: str, step: str, date: str | dt.date) 
     path = Path(path)
     var = names.KEY_VARIABLE[product]
     try:  # the reader's byte-level check (HDF5 superblock end vs file size) when present
-        from rtofs_lib.fields.reader import check_file
+        from rtofs_lib.fetch.check import check_file
     except ImportError:  # pragma: no cover - reader not installed
         check_file = None
     if check_file is not None:
