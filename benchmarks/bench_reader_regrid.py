@@ -2,7 +2,7 @@
 
 Prints seconds and ratios against baselines run in the same process:
 
-* reading ``sst``: :func:`rtofs_lib.fields.reader.read_field` (netCDF4, auto-mask off, compare
+* reading ``sst``: :func:`rtofs_lib.fields.netcdf.read_field` (netCDF4, auto-mask off, compare
   with the fill value) against netCDF4's default masked-array read and against
   :func:`rtofs_lib.fields.reader.open_file` (xarray);
 * the grid index: tree build (cold), load from the disk cache, index query, index load,
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder to keep the sample file and cache in")
     args = parser.parse_args()
 
-    from rtofs_lib.fields import reader, regrid
+    from rtofs_lib.fields import netcdf, reader, regrid
     from rtofs_lib.testing import synthetic
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="rtofs-bench-"))
@@ -57,17 +57,17 @@ def main() -> None:
 
     print("\n-- reading sst (fold dropped, NaN land) --")
     base = best(lambda: masked_read(path))
-    fast = best(lambda: reader.read_field(path, "sst", grid=False))
-    with_grid = best(lambda: reader.read_field(path, "sst"))
+    fast = best(lambda: netcdf.read_field(path, "sst", grid=False))
+    with_grid = best(lambda: netcdf.read_field(path, "sst"))
     xr_time = best(lambda: reader.open_file(path, "sst").values)
     print(f"netCDF4 masked read (baseline)     {base:7.3f} s  1.00x")
     print(f"read_field(grid=False)             {fast:7.3f} s  {fast / base:.2f}x")
     print(f"read_field (+ lat/lon)             {with_grid:7.3f} s  {with_grid / base:.2f}x")
     print(f"open_file(...).values (xarray)     {xr_time:7.3f} s  {xr_time / base:.2f}x")
-    np.testing.assert_array_equal(masked_read(path), reader.read_field(path, "sst").values)
+    np.testing.assert_array_equal(masked_read(path), netcdf.read_field(path, "sst").values)
 
     print("\n-- grid index --")
-    data = reader.read_field(path, "sst")
+    data = netcdf.read_field(path, "sst")
     lat, lon = data.lat, data.lon
     key_time = best(lambda: regrid.grid_key(lat, lon))
     print(f"grid_key (hash of lat/lon)         {key_time:7.3f} s")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from rtofs_lib import config
 from rtofs_lib.fetch import catalog, names
-from rtofs_lib.jobs import pipeline
+from rtofs_lib.jobs import pipeline, work
 from rtofs_lib.jobs import spark as sparkmod
 from rtofs_lib.testing import synthetic
 from rtofs_lib.testing.cluster import LocalCluster
@@ -87,7 +87,7 @@ def main() -> None:
     archive, cache = root / "archive", root / "cache"
     files = sample(archive, args.files, args.grid)
     t = time.perf_counter()
-    pipeline.prepare_grid(files[0], cache_dir=cache)
+    work.prepare_grid(files[0], cache_dir=cache)
     print(f"grid index ready in {time.perf_counter() - t:.1f} s (built once, shared by all runs)")
     settings = config.Settings(spark_local_dir=str(root / "spark-local"), spark_python_memory="2g")
     conf = {"spark.executor.memory": "1g"}

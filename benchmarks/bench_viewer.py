@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from rtofs_lib.fetch import catalog
-    from rtofs_lib.fields import reader
+    from rtofs_lib.fields import netcdf
     from rtofs_lib.maps import render
     from rtofs_lib.notebook import viewers
     from rtofs_lib.testing import synthetic
@@ -141,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         results.update(open_s=t_open, prepare_s=t_prep)
 
         # baseline: a step without the viewer's caches (read + render + encode)
-        lat, lon = reader.read_grid(files[0])
+        lat, lon = netcdf.read_grid(files[0])
         base = []
         for path in files:
 
             def one(path=path):
-                f = reader.read_field(path, "sst", grid=False)
+                f = netcdf.read_field(path, "sst", grid=False)
                 img = render.render_array(f.values, lat, lon, field="sst", valid_time=f.valid_time,
                                           step=f.step, cache_dir=cache)  # fmt: skip
                 viewers._png(img)

@@ -15,9 +15,12 @@ from conftest import SAMPLE_DATE
 from PIL import Image
 
 from rtofs_lib.fetch import names
-from rtofs_lib.fields import reader, regrid
-from rtofs_lib.jobs import dashboard, pipeline, stats
+from rtofs_lib.fields import grid as gridmod
+from rtofs_lib.fields import netcdf, regrid
+from rtofs_lib.fields.regions import REGIONS
+from rtofs_lib.jobs import dashboard, pipeline, stats, work
 from rtofs_lib.maps import render
+from rtofs_lib.status import ExitStatus
 
 N_FILES = 12  # spark_day: n024, f000-f010
 
@@ -146,7 +149,7 @@ def test_corrupt_file_is_reported_and_the_rest_complete(
 
     report = run_job(archive, tmp_path / "maps", spark_cache, spark=spark, sizes=("low",))
 
-    assert report.exit_status == pipeline.EXIT_PARTIAL
+    assert report.exit_status == ExitStatus.PARTIAL
     (failed,) = report.failed
     assert failed.name == bad.name
     assert str(bad) in failed.error and "TruncatedFileError" in failed.error
@@ -163,7 +166,7 @@ def test_all_files_failing_is_exit_status_1(spark_day, spark_cache, tmp_path):
     for p in (archive / names.day_folder(SAMPLE_DATE)).glob("*.nc"):
         truncate(p)
     report = run_job(archive, tmp_path / "maps", spark_cache, master="serial")
-    assert report.exit_status == pipeline.EXIT_FAILED
+    assert report.exit_status == ExitStatus.FAILED
     assert len(report.failed) == N_FILES
 
 
@@ -183,7 +186,7 @@ def test_worker_killed_mid_job_still_leaves_every_map(
     archive = tmp_path / "archive"
     synthetic.write_sample(archive, SAMPLE_DATE, steps="f000-f023", grid="small")
     spark = spark_sessions.get(spark_cluster.master_url)
-    pipeline.prepare_grid(
+    work.prepare_grid(
         next((archive / names.day_folder(SAMPLE_DATE)).glob("*.nc")), cache_dir=spark_cache
     )
     killed: list[int] = []
@@ -217,12 +220,12 @@ def test_region_statistics_match_numpy(spark_sessions, spark_day, spark_cache, t
     run_job(spark_day, tmp_path, spark_cache, spark=spark, sizes=("low",))
 
     df = stats.load(spark, tmp_path, SAMPLE_DATE)
-    assert df.count() == N_FILES * len(stats.REGIONS)
+    assert df.count() == N_FILES * len(REGIONS)
     row = df.filter("region = 'gulf_stream' AND step = 'f006'").collect()[0]
 
     path = spark_day / names.day_folder(SAMPLE_DATE) / "rtofs_glo_2ds_f006_prog.nc"
-    data = reader.read_field(path, "sst")
-    inside = stats.REGIONS["gulf_stream"].mask(data.lat, data.lon) & np.isfinite(data.values)
+    data = netcdf.read_field(path, "sst")
+    inside = REGIONS["gulf_stream"].mask(data.lat, data.lon) & np.isfinite(data.values)
     v = data.values[inside].astype(np.float64)
     w = np.cos(np.deg2rad(data.lat[inside].astype(np.float64)))
     assert row["count"] == inside.sum() > 0
@@ -233,18 +236,18 @@ def test_region_statistics_match_numpy(spark_sessions, spark_day, spark_cache, t
 
 def test_statistics_field_is_read_once_per_file(spark_day, spark_cache, tmp_path, monkeypatch):
     reads: list[str] = []
-    read_field = reader.read_field
+    read_field = netcdf.read_field
 
     def counting(path, variable, *args, **kw):
         reads.append(variable)
         return read_field(path, variable, *args, **kw)
 
-    monkeypatch.setattr(reader, "read_field", counting)
+    monkeypatch.setattr(netcdf, "read_field", counting)
     report = run_job(spark_day, tmp_path, spark_cache, master="serial", sizes=("low",))
 
     assert report.exit_status == 0 and len(report.rendered) == N_FILES
     assert reads.count("sst") == N_FILES, "the map and the statistics share one read"
-    assert all(len(r.stats) == len(stats.REGIONS) for r in report.rendered)
+    assert all(len(r.stats) == len(REGIONS) for r in report.rendered)
 
 
 def test_statistics_of_a_field_not_drawn_are_still_computed(spark_day, spark_cache, tmp_path):
@@ -264,19 +267,17 @@ def test_driver_reads_no_grid_when_the_cache_is_current(spark_day, tmp_path, mon
     cache = tmp_path / "cache"
 
     def fresh_process() -> None:  # nothing in memory, only the cache folder
-        monkeypatch.setattr(render, "_SIGNATURES", {})
-        monkeypatch.setattr(render, "_PLANS", type(render._PLANS)())
-        regrid.clear_memory_cache()
+        gridmod.clear_memory()
 
     fresh_process()
-    pipeline.prepare_grid(path, cache_dir=cache)  # fills the cache
+    work.prepare_grid(path, cache_dir=cache)  # fills the cache
     fresh_process()
     grid_reads: list[Path] = []
-    read_grid = reader.read_grid
-    monkeypatch.setattr(reader, "read_grid", lambda p: grid_reads.append(p) or read_grid(p))
+    read_grid = netcdf.read_grid
+    monkeypatch.setattr(netcdf, "read_grid", lambda p: grid_reads.append(p) or read_grid(p))
     before = dict(regrid.STATS)
 
-    pipeline.prepare_grid(path, cache_dir=cache)
+    work.prepare_grid(path, cache_dir=cache)
 
     assert grid_reads == []
     assert dict(regrid.STATS) == before, "no index or tree loaded or built"
@@ -285,10 +286,9 @@ def test_driver_reads_no_grid_when_the_cache_is_current(spark_day, tmp_path, mon
 def test_driver_builds_the_missing_indices(spark_day, tmp_path, monkeypatch):
     path = next((spark_day / names.day_folder(SAMPLE_DATE)).glob("*.nc"))
     cache = tmp_path / "cache"
-    regrid.clear_memory_cache()
-    monkeypatch.setattr(render, "_PLANS", type(render._PLANS)())
+    gridmod.clear_memory()
 
-    pipeline.prepare_grid(path, cache_dir=cache, sizes=("low", "high"))
+    work.prepare_grid(path, cache_dir=cache, sizes=("low", "high"))
 
     indices = sorted(p.name for p in cache.glob("index-*.npy"))
     assert len(indices) == 2
@@ -316,7 +316,7 @@ def test_region_statistics_of_a_range_of_days(spark_sessions, spark_cache, tmp_p
     one = stats.load(spark, tmp_path / "maps", "20260707")
 
     assert both.select("date").distinct().count() == 2
-    assert one.count() == 2 * len(stats.REGIONS)
+    assert one.count() == 2 * len(REGIONS)
 
 
 def test_statistics_computed_on_spark_equal_the_saved_ones(
@@ -333,7 +333,7 @@ def test_statistics_computed_on_spark_equal_the_saved_ones(
         .orderBy("stem", "region")
         .collect()
     )
-    assert len(computed) == len(saved) == 3 * len(stats.REGIONS)
+    assert len(computed) == len(saved) == 3 * len(REGIONS)
     for c, s in zip(computed, saved, strict=True):
         c, s = c.asDict(), s.asDict()
         assert c.pop("mean") == pytest.approx(s.pop("mean"), rel=1e-12)  # summation order
@@ -388,7 +388,7 @@ def test_day_index_json_lists_steps_maps_and_statistics(spark_day, spark_cache, 
         "low": "rtofs_glo_2ds_n024_prog/sst.low.png",
         "high": "rtofs_glo_2ds_n024_prog/sst.high.png",
     }
-    assert len(doc["region_stats"]) == N_FILES * len(stats.REGIONS)
+    assert len(doc["region_stats"]) == N_FILES * len(REGIONS)
 
 
 # --- command line --------------------------------------------------------------------------------

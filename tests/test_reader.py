@@ -19,9 +19,10 @@ from rtofs_lib.errors import (
     NotNetCDFError,
     TruncatedFileError,
     UnexpectedGridError,
+    ValidTimeMismatchError,
 )
 from rtofs_lib.fetch import names
-from rtofs_lib.fields import reader
+from rtofs_lib.fields import netcdf, reader
 from rtofs_lib.testing import synthetic
 
 GLOBAL = ["prog", "diag", "ice", "3ztio", "3zsio", "3zuio", "3zvio", "legacy"]
@@ -111,7 +112,7 @@ def test_land_is_nan_and_ocean_values_are_exact(land_file):
 
 def test_read_field_gives_the_same_values_as_open_file(land_file):
     path, _ = land_file
-    fast = reader.read_field(path, "sst")
+    fast = netcdf.read_field(path, "sst")
     np.testing.assert_array_equal(fast.values, reader.open_file(path, "sst").values[0])
     assert fast.values.dtype == np.float32
 
@@ -131,7 +132,7 @@ def test_normalised_longitudes_differ_from_the_file_by_whole_turns(product_files
 
 
 def test_read_field_keeps_the_raw_longitudes(product_files):
-    got = reader.read_field(product_files["prog"], "sst")
+    got = netcdf.read_field(product_files["prog"], "sst")
     _, raw = _file_grid(product_files["prog"])
     np.testing.assert_array_equal(got.lon, raw[:-1])
     assert got.lon.max() > 180.0  # the file's 74..434 range, untouched
@@ -153,8 +154,8 @@ def test_regional_window_keeps_every_row(product_files, product):
 
 
 def test_read_grid_matches_read_field(product_files):
-    lat, lon = reader.read_grid(product_files["prog"])
-    got = reader.read_field(product_files["prog"], "sst")
+    lat, lon = netcdf.read_grid(product_files["prog"])
+    got = netcdf.read_field(product_files["prog"], "sst")
     np.testing.assert_array_equal(lat, got.lat)
     np.testing.assert_array_equal(lon, got.lon)
 
@@ -183,7 +184,7 @@ def test_valid_time_matches_the_name(tmp_path, product, step):
     field = PRODUCT_FIELD[product]
     expected = np.datetime64(names.valid_time(SAMPLE_DATE, step), "ns")
     assert reader.open_file(path, field)["time"].values[0] == expected
-    assert reader.read_field(path, field).valid_time == names.valid_time(SAMPLE_DATE, step)
+    assert netcdf.read_field(path, field).valid_time == names.valid_time(SAMPLE_DATE, step)
 
 
 def test_legacy_file_time_comes_from_mt(product_files):
@@ -204,7 +205,7 @@ def test_misnamed_file_raises_a_valid_time_mismatch(product_files, tmp_path):
     folder.mkdir()
     wrong = folder / "rtofs_glo_2ds_f048_prog.nc"
     shutil.copy(product_files["prog"], wrong)
-    with pytest.raises(reader.ValidTimeMismatchError) as err:
+    with pytest.raises(ValidTimeMismatchError) as err:
         reader.open_file(wrong, "sst")
     msg = str(err.value)
     assert msg.startswith(str(wrong))
@@ -241,14 +242,14 @@ def test_depth_selection(product_files, kwargs, level):
 
 def test_read_field_selects_the_same_level_as_open_file(product_files):
     path = product_files["3ztio"]
-    fast = reader.read_field(path, "temperature", depth=30)
+    fast = netcdf.read_field(path, "temperature", depth=30)
     np.testing.assert_array_equal(fast.values, reader.open_file(path, "temperature", depth=30)[0])
     assert fast.depth == 30.0
 
 
 def test_read_field_of_a_3d_file_defaults_to_the_top_level(product_files):
     path = product_files["3ztio"]
-    fast = reader.read_field(path, "temperature")
+    fast = netcdf.read_field(path, "temperature")
     assert fast.depth == 0.0
     np.testing.assert_array_equal(fast.values, reader.open_file(path, "temperature", level=0)[0])
 
@@ -297,7 +298,7 @@ HTML = b"""<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">
 """
 
 
-@pytest.mark.parametrize("read", [reader.open_file, reader.read_field], ids=["open", "read"])
+@pytest.mark.parametrize("read", [reader.open_file, netcdf.read_field], ids=["open", "read"])
 def test_html_page_saved_as_nc_is_not_netcdf(tmp_path, read):
     path = tmp_path / "rtofs_glo_2ds_f024_prog.nc"
     path.write_bytes(HTML)
@@ -331,7 +332,7 @@ def test_truncated_file_is_detected(whole_file, tmp_path, cut):
         keep = cut if cut > 0 else len(data) + cut
     path = tmp_path / "rtofs_glo_2ds_f024_prog.nc"
     path.write_bytes(data[:keep])
-    for read in (reader.read_field, reader.open_file):
+    for read in (netcdf.read_field, reader.open_file):
         with pytest.raises(TruncatedFileError) as err:
             read(path, "sst")
         assert str(err.value).startswith(str(path))
@@ -341,7 +342,7 @@ def test_empty_file_is_truncated(tmp_path):
     path = tmp_path / "empty.nc"
     path.touch()
     with pytest.raises(TruncatedFileError, match=r"empty\.nc: file is empty \(0 bytes\)"):
-        reader.read_field(path, "sst")
+        netcdf.read_field(path, "sst")
 
 
 def test_truncation_names_the_sizes(product_files, tmp_path):
@@ -355,7 +356,7 @@ def test_truncation_names_the_sizes(product_files, tmp_path):
 def test_missing_variable_lists_the_variables_present(product_files):
     path = product_files["prog"]
     with pytest.raises(MissingVariableError) as err:
-        reader.read_field(path, "ssh")
+        netcdf.read_field(path, "ssh")
     msg = str(err.value)
     assert msg.startswith(f"{path}: has no variable 'ssh'; variables present: MT, Date")
     assert "sst" in msg
@@ -383,7 +384,7 @@ def test_latitude_not_on_the_field_grid_is_unexpected(tmp_path):
     with pytest.raises(
         UnexpectedGridError, match=r"odd\.nc: Latitude has dimensions \('Y2', 'X'\)"
     ):
-        reader.read_field(path, "sst")
+        netcdf.read_field(path, "sst")
 
 
 def test_field_without_y_x_dims_is_unexpected(tmp_path):
@@ -405,7 +406,7 @@ def test_file_without_y_x_dims_is_unexpected(tmp_path):
 
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such RTOFS file"):
-        reader.read_field(tmp_path / "gone.nc", "sst")
+        netcdf.read_field(tmp_path / "gone.nc", "sst")
 
 
 # --- environment ----------------------------------------------------------------------------------

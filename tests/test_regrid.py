@@ -11,14 +11,20 @@ import numpy as np
 import pytest
 
 from rtofs_lib.fields import reader, regrid
-from rtofs_lib.fields.regrid import Raster, apply, get_index, grid_key
+from rtofs_lib.fields.grid import Grid, clear_memory
+from rtofs_lib.fields.regrid import Raster, apply, grid_key
 
 
 @pytest.fixture(autouse=True)
 def _fresh_memory():
-    regrid.clear_memory_cache()
+    clear_memory()
     yield
-    regrid.clear_memory_cache()
+    clear_memory()
+
+
+def get_index(lat, lon, raster, cache_dir=None):
+    """The raster index of a grid, as every caller gets it: through :class:`Grid`."""
+    return Grid(lat, lon, cache_dir=cache_dir).index(raster).index
 
 
 def _wrap(lon):
@@ -247,7 +253,7 @@ def test_cache_hit_does_not_rebuild(small_grid, tmp_path):
     raster = Raster.global_(180)
     first = get_index(lat, lon, raster, cache_dir=tmp_path)
     mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    regrid.clear_memory_cache()
+    clear_memory()
     before = regrid.STATS.copy()
     again = get_index(lat, lon, raster, cache_dir=tmp_path)
     np.testing.assert_array_equal(again, first)
@@ -260,12 +266,12 @@ def test_cache_hit_does_not_rebuild(small_grid, tmp_path):
 def test_a_new_raster_loads_the_cached_tree(small_grid, tmp_path):
     lat, lon = small_grid
     get_index(lat, lon, Raster.global_(180), cache_dir=tmp_path)
-    regrid.clear_memory_cache()
+    clear_memory()
     before = regrid.STATS.copy()
     from_cache = get_index(lat, lon, Raster.box((-20, 20, -20, 20), 0.5), cache_dir=tmp_path)
     assert regrid.STATS["tree_load"] - before["tree_load"] == 1
     assert regrid.STATS["tree_build"] == before["tree_build"]
-    regrid.clear_memory_cache()
+    clear_memory()
     rebuilt = get_index(lat, lon, Raster.box((-20, 20, -20, 20), 0.5))
     np.testing.assert_array_equal(from_cache, rebuilt)
 
@@ -285,7 +291,7 @@ def test_a_corrupt_index_cache_is_rebuilt(small_grid, tmp_path):
     lat, lon = small_grid
     raster = Raster.global_(180)
     good = get_index(lat, lon, raster, cache_dir=tmp_path)
-    regrid.clear_memory_cache()
+    clear_memory()
     path = tmp_path / f"index-{grid_key(lat, lon)}-{raster.key}.npy"
     path.write_bytes(b"half a file")
     np.testing.assert_array_equal(get_index(lat, lon, raster, cache_dir=tmp_path), good)
@@ -300,10 +306,11 @@ def test_concurrent_processes_share_one_cache(small_grid, tmp_path):
     code = textwrap.dedent(
         f"""
         import sys, numpy as np
-        from rtofs_lib.fields import regrid
+        from rtofs_lib.fields.grid import Grid
+        from rtofs_lib.fields.regrid import Raster
         lat = np.load({str(tmp_path / "lat.npy")!r}); lon = np.load({str(tmp_path / "lon.npy")!r})
-        index = regrid.get_index(lat, lon, regrid.Raster.global_(180), cache_dir={str(cache)!r})
-        np.save(sys.argv[1], index)
+        index = Grid(lat, lon, cache_dir={str(cache)!r}).index(Raster.global_(180))
+        np.save(sys.argv[1], index.index)
         """
     )
     procs = [
@@ -315,5 +322,5 @@ def test_concurrent_processes_share_one_cache(small_grid, tmp_path):
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
-    regrid.clear_memory_cache()
+    clear_memory()
     np.testing.assert_array_equal(get_index(lat, lon, Raster.global_(180), cache), outs[0])

@@ -18,7 +18,8 @@ from PIL import Image
 
 from rtofs_lib.errors import MissingVariableError
 from rtofs_lib.fetch import names
-from rtofs_lib.fields import reader, regrid
+from rtofs_lib.fields import netcdf, regrid
+from rtofs_lib.fields.grid import Grid
 from rtofs_lib.maps import render
 
 STYLE = render.FIELDS["sst"]
@@ -269,14 +270,11 @@ def test_speed_is_computed_from_u_and_v(write_prog, render_cache, render_grid, t
 
 def test_render_array_matches_map_indices(write_prog, render_cache):
     path = write_prog(warm_patch(-20, 100))
-    data = reader.read_field(path, "sst")
+    data = netcdf.read_field(path, "sst")
     box = (80, 120, -40, 0)
-    image = render.render_array(
-        data.values, data.lat, data.lon, field="sst", region=box, cache_dir=render_cache
-    )
-    bare = render.map_indices(
-        data.values, data.lat, data.lon, field="sst", region=box, cache_dir=render_cache
-    )
+    grid = Grid(data.lat, data.lon, cache_dir=render_cache)
+    image = render.render_array(data.values, grid, field="sst", region=box)
+    bare = render.map_indices(data.values, grid, field="sst", region=box)
     np.testing.assert_array_equal(map_area(*decode(image)), bare)
     assert bare[pixel(render.raster_for(box, "low"), -20, 100)] == index_of(30)
 
@@ -388,4 +386,4 @@ def test_a_new_cache_folder_learns_a_grid_known_in_memory(write_prog, render_cac
     fresh = tmp_path / "fresh-cache"
     render.render_file(path, tmp_path / "m2", sizes=("low",), cache_dir=fresh)
     (note,) = fresh.glob("gridsig-*.txt")  # a fresh process there need not read the grid
-    assert note.read_text().strip() == regrid.grid_key(*reader.read_grid(path))
+    assert note.read_text().strip() == regrid.grid_key(*netcdf.read_grid(path))

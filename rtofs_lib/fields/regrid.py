@@ -1,28 +1,22 @@
 """Nearest-neighbour regridding from the tripolar RTOFS grid to regular lon/lat rasters.
 
 The grid (2-D ``lat``/``lon``, fold row dropped) goes into a :class:`scipy.spatial.cKDTree`
-of unit-sphere xyz points, so the 0/360 seam, the dateline and the curvilinear Arctic
-patch need no special cases. For each :class:`Raster` the tree gives one int32 index
-per pixel into the flattened grid; :func:`apply` is then a plain gather, NaN where the
-index is -1 (no grid point within ~1.5 grid cells: north of the grid's top, south of
-its southern edge at about -78.6°).
+of unit-sphere xyz points (:func:`build_tree`), so the 0/360 seam, the dateline and the
+curvilinear Arctic patch need no special cases. For each :class:`Raster` the tree gives
+one int32 index per pixel into the flattened grid (:func:`query`); :func:`apply` is then a
+plain gather, NaN where the index is -1 (no grid point within ~1.5 grid cells: north of
+the grid's top, south of its southern edge at about -78.6°).
 
-Work is done once and kept:
-
-* the tree (and each grid point's cell size) per grid, keyed by :func:`grid_key` (a hash
-  of the coordinates), in ``cache_dir/grid-<key>.npz``;
-* each index in ``cache_dir/index-<key>-<raster key>.npy``;
-* both also in this process's memory, so a Spark executor loads them once.
-
-Cache files are written to a temporary name and renamed, so concurrent tasks never
-read a half-written file.
+These are the algorithms; :class:`rtofs_lib.fields.grid.Grid` keeps their results once
+(memory and the shared cache folder), by the grid's content key (:func:`grid_key`).
 
 Examples
 --------
->>> lat, lon = read_grid("rtofs_glo_2ds_f024_prog.nc")  # doctest: +SKIP
->>> raster = Raster.global_(1500)
->>> index = get_index(lat, lon, raster, cache_dir="cache")  # doctest: +SKIP
->>> image = apply(sst_values, index)  # (708, 1500), north up  # doctest: +SKIP
+>>> lat, lon = np.meshgrid(np.linspace(-60, 60, 13), np.arange(0, 360, 10.0), indexing="ij")
+>>> index = query(build_tree(lat, lon), Raster.global_(36, lat0=-60, lat1=60))
+>>> image = apply(lat, index)  # the grid's latitudes seen on the raster, north up
+>>> image.shape, bool(image[0, 0] > image[-1, 0])
+((12, 36), True)
 """
 
 from __future__ import annotations
@@ -30,10 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import threading
-import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +39,13 @@ __all__ = [
     "MAX_CELLS",
     "STATS",
     "Raster",
+    "Tree",
     "apply",
-    "clear_memory_cache",
-    "get_index",
+    "build_tree",
+    "check_grid",
     "grid_key",
+    "load_tree",
+    "query",
     "raster_coords",
 ]
 
@@ -65,12 +59,6 @@ _QUERY_BLOCK = 1 << 20
 #: Counters of work done in this process: ``tree_build``, ``tree_load``, ``index_build``,
 #: ``index_load``, ``index_memo``. Handy in tests and logs.
 STATS: Counter[str] = Counter()
-
-_LOCK = threading.Lock()
-_GRIDS: OrderedDict[str, _Grid] = OrderedDict()
-_INDICES: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-_MAX_GRIDS = 2  # a full-size tree is ~600 MB
-_MAX_INDICES = 32
 
 
 @dataclass(frozen=True)
@@ -190,7 +178,8 @@ def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=-1)
 
 
-def _check_grid(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_grid(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``lat`` and ``lon`` as arrays, checked to be 2-D and of one shape."""
     lat = np.asarray(lat)
     lon = np.asarray(lon)
     if lat.ndim != 2 or lat.shape != lon.shape:
@@ -213,7 +202,7 @@ def grid_key(lat: np.ndarray, lon: np.ndarray) -> str:
     >>> grid_key(lat, lon) == grid_key(lat, lon + 360)
     True
     """
-    lat, lon = _check_grid(lat, lon)
+    lat, lon = check_grid(lat, lon)
     lat32 = np.ascontiguousarray(lat, dtype=np.float32)
     lon32 = np.ascontiguousarray(_normalise32(lon))
     h = hashlib.blake2b(digest_size=10)
@@ -223,11 +212,34 @@ def grid_key(lat: np.ndarray, lon: np.ndarray) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class _Grid:
+@dataclass(eq=False)
+class Tree:
+    """The k-d tree of a grid's points (unit-sphere xyz) and each point's cell size."""
+
     tree: cKDTree
     cell: np.ndarray  # chord size of each point's cell (float32, flat)
     shape: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held (points, tree arrays and cell sizes)."""
+        return int(self.tree.data.nbytes * 2 + self.tree.indices.nbytes + self.cell.nbytes)
+
+    def save(self, f) -> None:
+        """Write the tree's state to the open binary file ``f`` (``.npz``)."""
+        (buf, data, n, m, leafsize, maxes, mins, indices, _box, _boxdata) = self.tree.__getstate__()
+        np.savez(
+            f,
+            tree_buffer=np.frombuffer(buf, dtype=np.uint8),
+            data=data,
+            nml=np.array([n, m, leafsize], dtype=np.int64),
+            maxes=maxes,
+            mins=mins,
+            indices=indices,
+            cell=self.cell,
+            shape=np.array(self.shape, dtype=np.int64),
+            scipy=np.array(scipy.__version__),
+        )
 
 
 def _cell_size(xyz: np.ndarray) -> np.ndarray:
@@ -246,191 +258,67 @@ def _cell_size(xyz: np.ndarray) -> np.ndarray:
     return cell.ravel()
 
 
-def _build(lat: np.ndarray, lon: np.ndarray) -> _Grid:
+def _new_tree(points: np.ndarray) -> cKDTree:
+    STATS["tree_build"] += 1
+    return cKDTree(points, leafsize=16, balanced_tree=False, compact_nodes=False)
+
+
+def build_tree(lat: np.ndarray, lon: np.ndarray) -> Tree:
+    """Build the k-d tree of a grid (the one-off cost of a grid: seconds at full size)."""
+    lat, lon = check_grid(lat, lon)
     xyz = _xyz(lat, lon)
     if not np.isfinite(xyz).all():
         raise ValueError("the grid's lat/lon hold NaN or inf; cannot build a grid index")
     cell = _cell_size(xyz)
-    tree = cKDTree(xyz.reshape(-1, 3), leafsize=16, balanced_tree=False, compact_nodes=False)
-    STATS["tree_build"] += 1
-    return _Grid(tree=tree, cell=cell, shape=lat.shape)
+    return Tree(tree=_new_tree(xyz.reshape(-1, 3)), cell=cell, shape=lat.shape)
 
 
-def _atomic_save(path: Path, write) -> None:
-    """Write via ``write(fileobj)`` to a temporary file beside ``path``, then rename.
+def load_tree(path: str | Path) -> Tree | None:
+    """Load a tree saved by :meth:`Tree.save`; None when unreadable.
 
-    The file gets the mode the umask allows (not mkstemp's 0600): the cache is shared by
-    the rendering job and every researcher's viewer on the cluster. A cache the caller
-    cannot write (a researcher's viewer on the job's cache, a full or read-only file
-    system) is only logged: the result is still returned, from memory.
+    A file written by another scipy is rebuilt from its points (the state format is
+    scipy's own).
     """
-    try:
-        _write_atomically(path, write)
-    except OSError as e:
-        log.warning("%s: not cached (%s); results stay in this process's memory", path, e)
-
-
-def _write_atomically(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_grid(path: Path, grid: _Grid) -> None:
-    (buf, data, n, m, leafsize, maxes, mins, indices, _box, _boxdata) = grid.tree.__getstate__()
-    arrays = {
-        "tree_buffer": np.frombuffer(buf, dtype=np.uint8),
-        "data": data,
-        "nml": np.array([n, m, leafsize], dtype=np.int64),
-        "maxes": maxes,
-        "mins": mins,
-        "indices": indices,
-        "cell": grid.cell,
-        "shape": np.array(grid.shape, dtype=np.int64),
-        "scipy": np.array(scipy.__version__),
-    }
-    _atomic_save(path, lambda f: np.savez(f, **arrays))
-
-
-def _load_grid(path: Path) -> _Grid | None:
-    """Load a cached grid; None when unreadable or written by another scipy."""
     try:
         with np.load(path, allow_pickle=False) as z:
             shape = tuple(int(v) for v in z["shape"])
-            cell = z["cell"]
-            data = z["data"]
-            if str(z["scipy"]) == scipy.__version__:
-                n, m, leafsize = (int(v) for v in z["nml"])
-                state = (
-                    z["tree_buffer"].view("S1"),
-                    data,
-                    n,
-                    m,
-                    leafsize,
-                    z["maxes"],
-                    z["mins"],
-                    z["indices"],
-                    None,
-                    None,
-                )
-                tree = cKDTree.__new__(cKDTree)
-                tree.__setstate__(state)
-            else:
-                tree = cKDTree(data, leafsize=16, balanced_tree=False, compact_nodes=False)
-                STATS["tree_build"] += 1
+            cell, data = z["cell"], z["data"]
+            if str(z["scipy"]) != scipy.__version__:
+                return Tree(tree=_new_tree(data), cell=cell, shape=shape)  # type: ignore[arg-type]
+            n, m, leafsize = (int(v) for v in z["nml"])
+            state = (z["tree_buffer"].view("S1"), data, n, m, leafsize, z["maxes"],
+                     z["mins"], z["indices"], None, None)  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
+    tree = cKDTree.__new__(cKDTree)
+    tree.__setstate__(state)
     STATS["tree_load"] += 1
-    return _Grid(tree=tree, cell=cell, shape=shape)  # type: ignore[arg-type]
+    return Tree(tree=tree, cell=cell, shape=shape)  # type: ignore[arg-type]
 
 
-def _remember(cache: OrderedDict, key, value, limit: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > limit:
-        cache.popitem(last=False)
+def query(tree: Tree, raster: Raster) -> np.ndarray:
+    """The nearest grid point of each pixel of ``raster``.
 
-
-def _grid(key: str, lat: np.ndarray, lon: np.ndarray, cache_dir: Path | None) -> _Grid:
-    if key in _GRIDS:
-        _GRIDS.move_to_end(key)
-        return _GRIDS[key]
-    grid = None
-    path = cache_dir / f"grid-{key}.npz" if cache_dir is not None else None
-    if path is not None and path.exists():
-        grid = _load_grid(path)
-        if grid is not None and grid.shape != lat.shape:
-            grid = None
-    if grid is None:
-        grid = _build(lat, lon)
-        if path is not None:
-            _save_grid(path, grid)
-    _remember(_GRIDS, key, grid, _MAX_GRIDS)
-    return grid
-
-
-def _query(grid: _Grid, raster: Raster) -> np.ndarray:
+    Returns int32 ``(raster.height, raster.width)`` flat indices into the grid, -1 where no
+    grid point lies within :data:`MAX_CELLS` of its cells. Row 0 is the north edge.
+    """
     lats, lons = raster.lats(), raster.lons()
-    limit = MAX_CELLS * float(grid.cell.max())
-    n = grid.tree.n
+    limit = MAX_CELLS * float(tree.cell.max())
+    n = tree.tree.n
     index = np.empty(raster.height * raster.width, dtype=np.int32)
     rows_per_block = max(1, _QUERY_BLOCK // raster.width)
     for r0 in range(0, raster.height, rows_per_block):
         r1 = min(raster.height, r0 + rows_per_block)
         lat2, lon2 = np.meshgrid(lats[r0:r1], lons, indexing="ij")
-        dist, idx = grid.tree.query(
+        dist, idx = tree.tree.query(
             _xyz(lat2, lon2).reshape(-1, 3), k=1, distance_upper_bound=limit, workers=-1
         )
         found = idx < n
         ok = np.zeros_like(found)
-        ok[found] = dist[found] <= MAX_CELLS * grid.cell[idx[found]]
-        block = np.where(ok, idx, -1).astype(np.int32)
-        index[r0 * raster.width : r1 * raster.width] = block
+        ok[found] = dist[found] <= MAX_CELLS * tree.cell[idx[found]]
+        index[r0 * raster.width : r1 * raster.width] = np.where(ok, idx, -1)
     STATS["index_build"] += 1
     return index.reshape(raster.height, raster.width)
-
-
-def get_index(
-    lat: np.ndarray,
-    lon: np.ndarray,
-    raster: Raster,
-    cache_dir: str | Path | None = None,
-    *,
-    key: str | None = None,
-) -> np.ndarray:
-    """Return the nearest-neighbour index from a grid to ``raster``.
-
-    Parameters
-    ----------
-    lat, lon
-        2-D grid coordinates in degrees (fold row already dropped); any longitude range.
-    raster
-        The target raster.
-    cache_dir
-        Folder for the on-disk caches (created if needed); None keeps them in memory only.
-    key
-        :func:`grid_key` of ``lat``/``lon`` when the caller already has it (skips hashing).
-
-    Returns
-    -------
-    numpy.ndarray
-        int32 ``(raster.height, raster.width)`` of flat indices into ``lat.ravel()``,
-        -1 where no grid point lies within ~1.5 grid cells. Row 0 is the north edge.
-    """
-    lat, lon = _check_grid(lat, lon)
-    key = key or grid_key(lat, lon)
-    memo_key = (key, raster.key)
-    cache = Path(cache_dir) if cache_dir is not None else None
-    with _LOCK:
-        if memo_key in _INDICES:
-            STATS["index_memo"] += 1
-            _INDICES.move_to_end(memo_key)
-            return _INDICES[memo_key]
-        path = cache / f"index-{key}-{raster.key}.npy" if cache is not None else None
-        index = None
-        if path is not None and path.exists():
-            try:
-                index = np.load(path, allow_pickle=False)
-            except (OSError, ValueError):
-                index = None
-            if index is not None and index.shape == (raster.height, raster.width):
-                STATS["index_load"] += 1
-            else:
-                index = None
-        if index is None:
-            index = _query(_grid(key, lat, lon, cache), raster)
-            if path is not None:
-                _atomic_save(path, lambda f: np.save(f, index))
-        index.setflags(write=False)
-        _remember(_INDICES, memo_key, index, _MAX_INDICES)
-        return index
 
 
 def apply(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -442,7 +330,7 @@ def apply(values: np.ndarray, index: np.ndarray) -> np.ndarray:
         Array whose last two axes are the grid the index was built for (fold dropped);
         leading axes (time, depth) are kept.
     index
-        From :func:`get_index`.
+        Flat indices into the grid, -1 for no value (:meth:`rtofs_lib.fields.grid.Grid.index`).
 
     Returns
     -------
@@ -458,10 +346,3 @@ def apply(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     out = np.take(flat, index, axis=-1)
     out[..., index < 0] = np.nan
     return out
-
-
-def clear_memory_cache() -> None:
-    """Forget the grids and indices kept in this process (disk caches stay)."""
-    with _LOCK:
-        _GRIDS.clear()
-        _INDICES.clear()

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rtofs_lib import atomic
 from rtofs_lib.fetch import names
 
 #: The per-day listing inside ``maps/rtofs.YYYYMMDD/``.
@@ -31,13 +31,6 @@ _PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
     "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
 )  # fmt: skip
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def _maps_of(day: Path, stem: str) -> dict[str, dict[str, str]]:
@@ -63,7 +56,7 @@ def write_day_index(maps: str | Path, date: str | dt.date, results: Sequence[Any
     date
         The cycle date.
     results
-        :class:`rtofs_lib.jobs.pipeline.FileResult` objects of the day (any status).
+        :class:`rtofs_lib.jobs.work.FileResult` objects of the day (any status).
 
     Returns
     -------
@@ -99,7 +92,7 @@ def write_day_index(maps: str | Path, date: str | dt.date, results: Sequence[Any
         "failed": failed,
         "region_stats": rows,
     }
-    return _atomic_write(day / DAY_INDEX, json.dumps(doc, indent=1))
+    return atomic.write_json(day / DAY_INDEX, doc)
 
 
 def read_days(maps: str | Path) -> list[dict[str, Any]]:
@@ -118,7 +111,7 @@ def read_days(maps: str | Path) -> list[dict[str, Any]]:
 
 def stats_svg(rows: Iterable[dict[str, Any]], *, width: int = 640, height: int = 240) -> str:
     """Return an inline SVG line plot of the mean of each region against valid time."""
-    from rtofs_lib.jobs.stats import REGIONS
+    from rtofs_lib.fields.regions import REGIONS
 
     series: dict[str, list[tuple[dt.datetime, float]]] = {}
     for r in rows:
@@ -267,4 +260,4 @@ def write_index(maps: str | Path, *, title: str = "RTOFS maps") -> Path:
     if not days:
         body.append("<p>No maps yet: run <code>rtofs run</code> or <code>rtofs demo</code>.</p>")
     body.append("</body></html>")
-    return _atomic_write(maps / INDEX_HTML, "\n".join(body))
+    return atomic.write_text(maps / INDEX_HTML, "\n".join(body))

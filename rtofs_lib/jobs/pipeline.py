@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import json
 import logging
-import os
-import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +31,18 @@ from typing import TYPE_CHECKING, Any
 from rtofs_lib import config
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
+from rtofs_lib.jobs.work import (
+    SIZES,
+    FileResult,
+    FileStatus,
+    Task,
+    _prepare_any,
+    _read_stats,
+    day_maps,
+    is_done,
+    render_one,
+)
+from rtofs_lib.status import ExitStatus, RunStatus
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -43,72 +51,6 @@ log = logging.getLogger(__name__)
 
 #: ``master`` value that runs the job in this process, without Spark.
 SERIAL = "serial"
-#: Map sizes the job writes for each field.
-SIZES = ("low", "high")
-#: Per-file statistics kept beside the maps (so a rerun can rebuild the day's table).
-STATS_FILE = "stats.json"
-
-EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
-
-
-@dataclass(frozen=True)
-class Task:
-    """What one task needs: the file and where its maps go."""
-
-    path: str
-    day_maps: str
-    fields: tuple[str, ...]
-    sizes: tuple[str, ...]
-    cache_dir: str | None
-    stats_field: str | None = "sst"
-
-
-@dataclass
-class FileResult:
-    """The small record a task sends back to the driver.
-
-    Attributes
-    ----------
-    path
-        The source file.
-    status
-        ``rendered``, ``skipped`` (maps already newer than the file) or ``failed``.
-    outputs
-        Written maps, relative to the day's maps folder.
-    stats
-        Region-statistics rows of the file.
-    error
-        ``ErrorType: message`` of a failed file.
-    seconds
-        Time the task spent on the file.
-    host, pid
-        Where the task ran.
-    """
-
-    path: str
-    status: str
-    outputs: list[str] = field(default_factory=list)
-    stats: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-    host: str = ""
-    pid: int = 0
-
-    @property
-    def name(self) -> str:
-        """The file's base name."""
-        return Path(self.path).name
-
-    @property
-    def stem(self) -> str:
-        """The file's name without ``.nc`` (the folder its maps go to)."""
-        return Path(self.path).stem
-
-    def line(self) -> str:
-        """One line for progress output."""
-        if self.status == "failed":
-            return f"FAILED   {self.name}: {self.error}"
-        return f"{self.status:<8} {self.name} ({self.seconds:.1f} s)"
 
 
 @dataclass
@@ -124,30 +66,33 @@ class RunReport:
     #: Task attempts Spark lost and ran again (a worker died, say).
     retried: int = 0
 
-    def _with(self, status: str) -> list[FileResult]:
+    def _with(self, status: FileStatus) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
 
     @property
     def rendered(self) -> list[FileResult]:
         """Files rendered by this run."""
-        return self._with("rendered")
+        return self._with(FileStatus.RENDERED)
 
     @property
     def skipped(self) -> list[FileResult]:
         """Files whose maps were already up to date."""
-        return self._with("skipped")
+        return self._with(FileStatus.SKIPPED)
 
     @property
     def failed(self) -> list[FileResult]:
         """Files that failed, each with its error."""
-        return self._with("failed")
+        return self._with(FileStatus.FAILED)
 
     @property
-    def exit_status(self) -> int:
+    def status(self) -> RunStatus:
+        """``complete`` when every file is done, ``partial`` or ``failed`` (all failed)."""
+        return RunStatus.of(done=len(self.results) - len(self.failed), failed=len(self.failed))
+
+    @property
+    def exit_status(self) -> ExitStatus:
         """0 when every file is done, 3 when some failed, 1 when all failed."""
-        if not self.failed:
-            return EXIT_OK
-        return EXIT_FAILED if len(self.failed) == len(self.results) else EXIT_PARTIAL
+        return self.status.exit_status
 
     def summary(self) -> str:
         """A short paragraph for the end of a run."""
@@ -160,130 +105,6 @@ class RunReport:
             lines.append(f"  {self.retried} task attempts were lost and run again")
         lines += [f"  failed: {r.name}: {r.error}" for r in self.failed]
         return "\n".join(lines)
-
-
-# --- discovery and skipping ----------------------------------------------------------------------
-
-
-def day_maps(maps: str | Path, date: str | dt.date) -> Path:
-    """Return the day's maps folder ``maps/rtofs.YYYYMMDD``."""
-    return Path(maps) / names.day_folder(date)
-
-
-def expected_outputs(task: Task) -> list[Path]:
-    """Return the files a task writes (the maps, then the statistics file)."""
-    folder = Path(task.day_maps) / Path(task.path).stem
-    out = [folder / f"{f}.{s}.png" for f in task.fields for s in task.sizes]
-    if task.stats_field:
-        out.append(folder / STATS_FILE)
-    return out
-
-
-def is_done(task: Task) -> bool:
-    """True when every output of the task exists and is newer than its source file."""
-    try:
-        source = Path(task.path).stat().st_mtime
-    except FileNotFoundError:
-        return False
-    for p in expected_outputs(task):
-        try:
-            if p.stat().st_mtime < source:
-                return False
-        except FileNotFoundError:
-            return False
-    return True
-
-
-def _read_stats(task: Task) -> list[dict[str, Any]]:
-    if not task.stats_field:
-        return []
-    p = Path(task.day_maps) / Path(task.path).stem / STATS_FILE
-    try:
-        return list(json.loads(p.read_text())["rows"])
-    except (OSError, ValueError, KeyError):
-        return []
-
-
-# --- the per-file task (runs on executors) -------------------------------------------------------
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-
-
-def render_one(task: Task) -> FileResult:
-    """Render one file's maps and compute its region statistics; never raises.
-
-    Errors of the file (unreadable, truncated, missing field) come back in the
-    result; everything else about the task (a lost worker) is Spark's to retry.
-    """
-    from rtofs_lib.jobs import stats
-    from rtofs_lib.maps import render
-
-    t0 = time.perf_counter()
-    day = Path(task.day_maps)
-    result = FileResult(
-        path=task.path, status="rendered", host=socket.gethostname(), pid=os.getpid()
-    )
-    rows: list[list[dict[str, Any]]] = []
-
-    def keep_stats(style: render.FieldStyle, data: Any, values: Any) -> None:
-        # the statistics field drawn as a map: compute its rows from the array just read
-        if task.stats_field and not rows and style.variables == (task.stats_field,):
-            rows.append(stats.values_rows(task.path, task.stats_field, values, data.valid_time))
-
-    try:
-        written = render.render_file(
-            task.path,
-            day,
-            fields=task.fields,
-            sizes=task.sizes,
-            cache_dir=task.cache_dir,
-            on_values=keep_stats,
-        )
-        result.outputs = [str(Path(p).relative_to(day)) for p in written]
-        if task.stats_field:
-            # a statistics field that is not drawn is read on its own
-            result.stats = rows[0] if rows else stats.file_rows(task.path, task.stats_field)
-            folder = day / Path(task.path).stem
-            _write_json(folder / STATS_FILE, {"source": task.path, "rows": result.stats})
-            result.outputs.append(str((folder / STATS_FILE).relative_to(day)))
-    except (ImportError, MemoryError):
-        raise  # the worker's environment, not the file: let Spark retry elsewhere
-    except Exception as e:  # a bad file must not stop the others
-        result.status = "failed"
-        result.error = f"{type(e).__name__}: {e}"
-        log.debug("failed on %s\n%s", task.path, traceback.format_exc())
-    result.seconds = time.perf_counter() - t0
-    return result
-
-
-def prepare_grid(
-    path: str | Path, *, sizes: Sequence[str] = SIZES, cache_dir: str | Path | None
-) -> None:
-    """Build the grid index of ``path``'s grid for the global ``sizes`` into ``cache_dir``.
-
-    Run once on the driver before the job: the executors then only load the cached
-    index (once per Python worker) instead of each building it. When the cache already
-    holds the indices (known from the grid signature, see :func:`rtofs_lib.maps.render.prepare`)
-    the driver reads neither the grid nor the indices.
-    """
-    from rtofs_lib.maps import render
-
-    render.prepare(path, sizes=sizes, cache_dir=cache_dir, load=False)
-
-
-def _prepare_any(tasks: Sequence[Task], *, sizes: Sequence[str], cache_dir: Path) -> None:
-    """Prepare the grid from the first readable file (bad files are the tasks' to report)."""
-    for t in tasks:
-        try:
-            prepare_grid(t.path, sizes=sizes, cache_dir=cache_dir)
-            return
-        except (RtofsError, OSError, KeyError, IndexError, ValueError) as e:
-            # unreadable, truncated or not an RTOFS file (netCDF4 errors, missing grid)
-            log.info("cannot take the grid from %s: %s", t.path, e)
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -468,80 +289,102 @@ def run(
     RtofsError
         When there is nothing to do: no day folder or no files of the day.
     """
-    from rtofs_lib.fetch import catalog
-
     t0 = time.perf_counter()
     s = settings or config.load()
     archive = Path(archive or s.archive).expanduser()
-    maps = Path(maps or s.maps).expanduser()
-    cache = Path(cache_dir or s.cache).expanduser()
     if isinstance(fields, str) or fields is None:
         fields = [f.strip() for f in (fields or s.fields).split(",") if f.strip()]
-    fields = tuple(fields)
-    days = _dates_for(date, dates, archive)
-
-    tasks: list[Task] = []
-    for day in days:
-        files = catalog.day_files(archive, day)
-        if not files and len(days) == 1:
-            raise RtofsError(
-                f"{catalog.day_dir(archive, day)}: no prog files for {day}; fetch them with "
-                f"`rtofs crawl --date {day}` or make a sample with `rtofs sample --date {day}`"
-            )
-        out = day_maps(maps, day)
-        tasks += [
-            Task(str(p), str(out), fields, tuple(sizes), str(cache), stats_field) for p in files
-        ]
-    if not tasks:
-        raise RtofsError(f"{archive}: no prog files for {', '.join(days)}")
-
-    todo = tasks if force else [t for t in tasks if not is_done(t)]
-    skipped = [
-        FileResult(path=t.path, status="skipped", stats=_read_stats(t))
-        for t in tasks
-        if t not in todo
-    ]
-    for i, r in enumerate(skipped, 1):
-        if progress:
-            progress(r, i, len(tasks))
-
+    job = _Job(
+        maps=Path(maps or s.maps).expanduser(),
+        cache=Path(cache_dir or s.cache).expanduser(),
+        sizes=tuple(sizes),
+        dashboard=dashboard,
+        progress=progress,
+    )
+    job.plan(_dates_for(date, dates, archive), archive, tuple(fields), stats_field, force)
     use_spark = spark is not None or (master or s.spark_master) != SERIAL
-
-    def shifted(r: FileResult, i: int, n: int) -> None:
-        if progress:
-            progress(r, len(skipped) + i, len(tasks))
-
-    def execute(session: SparkSession | None) -> RunReport:
-        results: list[FileResult] = []
-        retried = 0
-        if todo:
-            cache.mkdir(parents=True, exist_ok=True)
-            for d in {t.day_maps for t in todo}:
-                Path(d).mkdir(parents=True, exist_ok=True)
-            _prepare_any(todo, sizes=sizes, cache_dir=cache)
-            if session is not None:
-                results, retried = _run_spark(session, todo, shifted)
-            else:
-                results = _run_serial(todo, shifted)
-        label = session.sparkContext.master if session is not None else SERIAL
-        report = RunReport(
-            dates=days,
-            master=label,
-            maps=maps,
-            results=_in_order(tasks, skipped + results),
-            retried=retried,
-        )
-        report.outputs = _finish_days(report, tasks, todo, spark=session, dashboard=dashboard)
-        return report
-
-    if use_spark and todo:
-        report = _with_session(spark, master, s, execute)
+    if use_spark and job.todo:
+        report = _with_session(spark, master, s, job.execute)
     else:
-        report = execute(None)
+        report = job.execute(None)
         if use_spark:
             report.master = master or (spark.sparkContext.master if spark else s.spark_master)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@dataclass
+class _Job:
+    """One run's tasks, what is already done, and how to report progress."""
+
+    maps: Path
+    cache: Path
+    sizes: tuple[str, ...]
+    dashboard: bool
+    progress: Progress | None
+    days: list[str] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    todo: list[Task] = field(default_factory=list)
+    skipped: list[FileResult] = field(default_factory=list)
+
+    def plan(
+        self,
+        days: list[str],
+        archive: Path,
+        fields: tuple[str, ...],
+        stats_field: str | None,
+        force: bool,
+    ) -> None:
+        """One task per prog file of ``days``; those whose maps are current are skipped."""
+        from rtofs_lib.fetch import catalog
+
+        self.days = days
+        for day in days:
+            files = catalog.day_files(archive, day)
+            if not files and len(days) == 1:
+                raise RtofsError(
+                    f"{catalog.day_dir(archive, day)}: no prog files for {day}; fetch them with "
+                    f"`rtofs crawl --date {day}` or make a sample with `rtofs sample --date {day}`"
+                )
+            out, cache = str(day_maps(self.maps, day)), str(self.cache)
+            self.tasks += [Task(str(p), out, fields, self.sizes, cache, stats_field) for p in files]
+        if not self.tasks:
+            raise RtofsError(f"{archive}: no prog files for {', '.join(days)}")
+        self.todo = self.tasks if force else [t for t in self.tasks if not is_done(t)]
+        done = [t for t in self.tasks if t not in self.todo]
+        self.skipped = [FileResult(t.path, FileStatus.SKIPPED, stats=_read_stats(t)) for t in done]
+        for i, r in enumerate(self.skipped, 1):
+            if self.progress:
+                self.progress(r, i, len(self.tasks))
+
+    def _shifted(self, r: FileResult, i: int, n: int) -> None:
+        if self.progress:
+            self.progress(r, len(self.skipped) + i, len(self.tasks))
+
+    def execute(self, session: SparkSession | None) -> RunReport:
+        """Render the files to do (on Spark when ``session`` is given), then finish the days."""
+        results: list[FileResult] = []
+        retried = 0
+        if self.todo:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            for d in {t.day_maps for t in self.todo}:
+                Path(d).mkdir(parents=True, exist_ok=True)
+            _prepare_any(self.todo, sizes=self.sizes, cache_dir=self.cache)
+            if session is not None:
+                results, retried = _run_spark(session, self.todo, self._shifted)
+            else:
+                results = _run_serial(self.todo, self._shifted)
+        report = RunReport(
+            dates=self.days,
+            master=session.sparkContext.master if session is not None else SERIAL,
+            maps=self.maps,
+            results=_in_order(self.tasks, self.skipped + results),
+            retried=retried,
+        )
+        report.outputs = _finish_days(
+            report, self.tasks, self.todo, spark=session, dashboard=self.dashboard
+        )
+        return report
 
 
 def _with_session(
@@ -590,7 +433,7 @@ def _finish_days(
     for day_dir, results in by_day.items():
         day = Path(day_dir)
         date = names.parse_day_folder(day.name)
-        rows = [row for r in results if r.status != "failed" for row in r.stats]
+        rows = [row for r in results if r.status != FileStatus.FAILED for row in r.stats]
         target = day / stats.STATS_NAME
         if rows and (day_dir in changed or not target.exists()):
             # a few small rows: written here with pyarrow (a Spark write costs a job)

@@ -4,16 +4,16 @@ The rendering job computes these inside its per-file tasks (a few small rows per
 file) and saves them as Parquet next to the maps
 (``maps/rtofs.YYYYMMDD/region_stats.parquet``); :func:`load` reads a day or a range of
 days back as a Spark DataFrame, :func:`compute` recomputes them from the archive on Spark.
+The regions are :data:`rtofs_lib.fields.regions.REGIONS`.
 
 Means are area weighted (cos latitude); land (NaN) is left out.
 
 Examples
 --------
->>> REGIONS["gulf_stream"].label
-'Gulf Stream'
 >>> import numpy as np
->>> lat = np.array([[35.0, 35.0]], np.float32); lon = np.array([[-70.0, 10.0]], np.float32)
->>> rows = region_rows(np.array([[20.0, 25.0]], np.float32), lat, lon, regions=["gulf_stream"])
+>>> from rtofs_lib.fields.grid import Grid
+>>> grid = Grid(np.array([[35.0, 35.0]], np.float32), np.array([[-70.0, 10.0]], np.float32))
+>>> rows = region_rows(np.array([[20.0, 25.0]], np.float32), grid, regions=["gulf_stream"])
 >>> rows[0]["region"], rows[0]["mean"], rows[0]["count"]
 ('gulf_stream', 20.0, 1)
 """
@@ -21,16 +21,18 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rtofs_lib import atomic
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
+from rtofs_lib.fields import netcdf
+from rtofs_lib.fields.grid import Grid
+from rtofs_lib.fields.regions import REGIONS, get_region
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -39,130 +41,32 @@ if TYPE_CHECKING:
 STATS_NAME = "region_stats.parquet"
 
 
-@dataclass(frozen=True)
-class Region:
-    """A lon/lat box; ``lon0 > lon1`` means the box crosses the date line.
-
-    Longitudes in [-180, 180), latitudes in [-90, 90].
-    """
-
-    name: str
-    label: str
-    lon0: float
-    lon1: float
-    lat0: float
-    lat1: float
-
-    def mask(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        """Return a boolean mask of the grid points inside the box (any longitude convention)."""
-        lon = (np.asarray(lon, np.float64) + 180.0) % 360.0 - 180.0
-        inside_lat = (lat >= self.lat0) & (lat <= self.lat1)
-        if self.lon0 <= self.lon1:
-            inside_lon = (lon >= self.lon0) & (lon <= self.lon1)
-        else:
-            inside_lon = (lon >= self.lon0) | (lon <= self.lon1)
-        return inside_lat & inside_lon
-
-    @property
-    def box(self) -> tuple[float, float, float, float]:
-        """``(lon0, lon1, lat0, lat1)``."""
-        return (self.lon0, self.lon1, self.lat0, self.lat1)
-
-
-#: Named regions, in the order plots and tables list them.
-REGIONS: dict[str, Region] = {
-    r.name: r
-    for r in (
-        Region("global", "Global", -180.0, 180.0, -90.0, 90.0),
-        Region("gulf_stream", "Gulf Stream", -80.0, -50.0, 30.0, 45.0),
-        Region("north_atlantic", "North Atlantic", -80.0, -5.0, 0.0, 65.0),
-        Region("chilean_coast", "Chilean coast", -80.0, -70.0, -45.0, -18.0),
-        Region("equatorial_pacific", "Equatorial Pacific", 160.0, -80.0, -10.0, 10.0),
-        Region("nino34", "Niño 3.4", -170.0, -120.0, -5.0, 5.0),
-        Region("southern_ocean", "Southern Ocean", -180.0, 180.0, -75.0, -50.0),
-        Region("mediterranean", "Mediterranean", -6.0, 36.0, 30.0, 46.0),
-        Region("arctic", "Arctic", -180.0, 180.0, 66.5, 90.0),
-    )
-}
-
-
-def get_region(name: str) -> Region:
-    """Return the region called ``name``.
-
-    Raises
-    ------
-    RtofsError
-        If there is no such region; the message lists the known ones.
-    """
-    try:
-        return REGIONS[name]
-    except KeyError:
-        raise RtofsError(f"unknown region {name!r}; choose one of {', '.join(REGIONS)}") from None
-
-
 # --- per-file rows (run inside the Spark tasks) --------------------------------------------------
-
-#: Per-process cache: grid signature -> {region: (flat indices, cos-lat weights)}.
-_SELECTIONS: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-
-
-def _selections(
-    lat: np.ndarray, lon: np.ndarray, regions: Sequence[str], key: str | None
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    cached = _SELECTIONS.get(key) if key else None
-    if cached is not None and all(r in cached for r in regions):
-        return cached
-    out = dict(cached or {})
-    weights = np.cos(np.deg2rad(lat.astype(np.float64))).ravel()
-    for name in regions:
-        if name not in out:
-            idx = np.flatnonzero(get_region(name).mask(lat, lon)).astype(np.int64)
-            out[name] = (idx, weights[idx])
-    if key:
-        _SELECTIONS[key] = out
-    return out
-
-
-def grid_signature(lat: np.ndarray, lon: np.ndarray) -> str:
-    """Return a cheap key for a grid (shape and a sample of its coordinates)."""
-    h = hashlib.sha1(str(lat.shape).encode())
-    for a in (lat, lon):
-        h.update(np.ascontiguousarray(a[:: max(1, a.shape[0] // 16), ::97]).tobytes())
-    return h.hexdigest()[:16]
 
 
 def region_rows(
-    values: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
-    *,
-    regions: Iterable[str] | None = None,
-    grid_key: str | None = None,
+    values: np.ndarray, grid: Grid, *, regions: Iterable[str] | None = None
 ) -> list[dict[str, Any]]:
     """Return one row per region: ``region``, ``mean``, ``min``, ``max``, ``count``.
 
     Parameters
     ----------
     values
-        2-D field, NaN on land.
-    lat, lon
-        Grid coordinates of ``values`` (any longitude convention).
+        2-D field on ``grid``, NaN on land.
+    grid
+        The field's grid; its region selections are computed once per process.
     regions
-        Region names (default every region of :data:`REGIONS`).
-    grid_key
-        When given, the regions' grid selections are cached in memory under this key.
+        Region names (default every region of :data:`~rtofs_lib.fields.regions.REGIONS`).
 
     Returns
     -------
     list of dict
         Statistics as Python floats (``None`` where a region holds no ocean point).
     """
-    chosen = list(regions or REGIONS)
-    sel = _selections(lat, lon, chosen, grid_key)
     flat = np.asarray(values).ravel()
     rows = []
-    for name in chosen:
-        idx, w = sel[name]
+    for name in list(regions or REGIONS):
+        idx, w = grid.selection(get_region(name))
         v = flat[idx]
         ok = np.isfinite(v)
         n = int(ok.sum())
@@ -176,7 +80,11 @@ def region_rows(
 
 
 def file_rows(
-    path: str | Path, field: str = "sst", *, regions: Iterable[str] | None = None
+    path: str | Path,
+    field: str = "sst",
+    *,
+    regions: Iterable[str] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Return the region rows of one file, tagged with date, step, valid time and field.
 
@@ -187,10 +95,10 @@ def file_rows(
     RtofsFileError
         If the file cannot be read (see :func:`rtofs_lib.fields.reader.read_field`).
     """
-    from rtofs_lib.fields import reader
-
-    data = reader.read_field(path, field, grid=False)
-    return values_rows(path, field, data.values, data.valid_time, regions=regions)
+    data = netcdf.read_field(path, field, grid=False)
+    return values_rows(
+        path, field, data.values, data.valid_time, regions=regions, cache_dir=cache_dir
+    )
 
 
 def values_rows(
@@ -200,6 +108,7 @@ def values_rows(
     valid_time: dt.datetime | None = None,
     *,
     regions: Iterable[str] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Return the rows of :func:`file_rows` from a field already read from ``path``.
 
@@ -219,11 +128,11 @@ def values_rows(
         The field's valid time (default: from the file name).
     regions
         Region names (default every region).
+    cache_dir
+        Grid cache folder (lets a fresh process know the file's grid without hashing it).
     """
     path = Path(path)
-    values = np.asarray(values)
-    lat, lon, key = _grid_for(path, values.shape)
-    rows = region_rows(values, lat, lon, regions=regions, grid_key=key)
+    rows = region_rows(values, Grid.of_file(path, cache_dir), regions=regions)
     name = names.parse_name(path)
     date = name.date.strftime("%Y%m%d") if name.date else ""
     vt = valid_time or (name.valid_time if name.date else None)
@@ -236,19 +145,6 @@ def values_rows(
             stem=name.stem,
         )
     return rows
-
-
-# The grid is read once per process (all global RTOFS files share one grid per shape).
-_GRID: dict[str, Any] = {}
-
-
-def _grid_for(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str]:
-    from rtofs_lib.fields import reader
-
-    if _GRID.get("shape") != shape:
-        lat, lon = reader.read_grid(path)
-        _GRID.update(shape=shape, lat=lat, lon=lon, key=grid_signature(lat, lon))
-    return _GRID["lat"], _GRID["lon"], _GRID["key"]
 
 
 # --- DataFrames ----------------------------------------------------------------------------------
@@ -317,41 +213,19 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
         [dict(zip([n for n, _ in COLUMNS], _typed(r), strict=True)) for r in rows],
         schema=pa.schema([(n, arrow[k]) for n, k in COLUMNS]),
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    _remove_tree(tmp)
+    tmp = atomic.temporary_path(path)
     tmp.mkdir(parents=True)
     pq.write_table(table, tmp / "part-00000.parquet")
     (tmp / "_SUCCESS").touch()
-    _replace_tree(tmp, path)
-    return path
+    return atomic.replace_tree(tmp, path)
 
 
 def write_spark(df: DataFrame, path: str | Path) -> Path:
     """Write a region-statistics DataFrame as one Parquet folder (replacing an old one)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = atomic.temporary_path(path)
     df.coalesce(1).write.mode("overwrite").parquet(f"file://{tmp.resolve()}")
-    _replace_tree(tmp, path)
-    return path
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
-
-
-def _replace_tree(tmp: Path, path: Path) -> None:
-    # Swap in the new folder: readers see the old or the new one, never half of one.
-    old = path.with_name(f".{path.name}.old")
-    _remove_tree(old)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    _remove_tree(old)
+    return atomic.replace_tree(tmp, path)
 
 
 def load(

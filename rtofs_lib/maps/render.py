@@ -24,10 +24,12 @@ never coarser than ``low``.
 
 Examples
 --------
->>> from rtofs_lib import render
->>> paths = render.render_file("rtofs_glo_2ds_f024_prog.nc", "maps")  # doctest: +SKIP
->>> image = render.render_array(values, lat, lon, field="sst", region=(-80, -40, 20, 50))
-... # doctest: +SKIP
+>>> import tempfile
+>>> from rtofs_lib.testing import synthetic
+>>> tmp = tempfile.mkdtemp()
+>>> path = synthetic.write_file(tmp + "/rtofs_glo_2ds_f024_prog.nc", "prog", "20260708", "f024")
+>>> [p.name for p in render_file(path, tmp + "/maps", sizes=["low"], cache_dir=tmp + "/cache")]
+['sst.low.png']
 """
 
 from __future__ import annotations
@@ -35,10 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-import os
 import threading
-import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,10 +47,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rtofs_lib import atomic
+from rtofs_lib.fields import netcdf
+from rtofs_lib.fields.grid import Grid, RasterIndex
+
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-    from rtofs_lib.fields.reader import FieldData
+    from rtofs_lib.fields.netcdf import FieldData
     from rtofs_lib.fields.regrid import Raster
 
 __all__ = [
@@ -534,95 +537,39 @@ def _info_text(valid_time: dt.datetime | None, step: str = "", depth: float | No
 # --- the map itself ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """A raster's gather index prepared for the fast path."""
-
-    index: np.ndarray  # int32 (H, W) flat indices into the grid; -1: no grid point
-    nodata: tuple[np.ndarray, np.ndarray]  # (rows, cols) of the -1 pixels
-
-
-_PLAN_LOCK = threading.Lock()
-_PLANS: OrderedDict[tuple[str, str], _Plan] = OrderedDict()
-_MAX_PLANS = 16
 #: Pixels gathered per block: keeps temporaries small (and in cache) on 10-Mpixel maps.
 _BLOCK = 1 << 18
-#: Grid keys by a cheap per-file signature (shape and a few coordinates).
-_SIGNATURES: dict[tuple, str] = {}
-#: Grid-signature notes known to exist (read or written by this process).
-_NOTED: set[Path] = set()
 
 
-def _load_cached_index(
-    key: str, raster: Raster, cache_dir: str | Path | None, *, mmap: bool = False
-):
-    """The index regrid cached on disk for (key, raster), or None (then regrid builds it).
-
-    Loading it here needs no grid coordinates, so a fresh worker process does not read
-    Latitude/Longitude at all once the index exists. ``mmap=True`` only maps the file
-    (reads its header): enough to check that a usable index is there.
-    """
-    if cache_dir is None:
-        return None
-    path = Path(cache_dir) / f"index-{key}-{raster.key}.npy"
-    try:
-        index = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (OSError, ValueError):
-        return None
-    if index.shape != (raster.height, raster.width) or index.dtype != np.int32:
-        return None
-    return index
-
-
-def _plan(key: str, raster: Raster, grid, cache_dir: str | Path | None) -> _Plan:
-    """Return the prepared index of grid ``key`` on ``raster``; ``grid()`` gives (lat, lon)."""
-    from rtofs_lib.fields import regrid
-
-    memo = (key, raster.key)
-    with _PLAN_LOCK:
-        plan = _PLANS.get(memo)
-        if plan is not None:
-            _PLANS.move_to_end(memo)
-            return plan
-    index = _load_cached_index(key, raster, cache_dir)
-    if index is None:
-        lat, lon = grid()
-        index = regrid.get_index(lat, lon, raster, cache_dir, key=key)
-    plan = _Plan(index=index, nodata=np.nonzero(index < 0))
-    with _PLAN_LOCK:
-        _PLANS[memo] = plan
-        while len(_PLANS) > _MAX_PLANS:
-            _PLANS.popitem(last=False)
-    return plan
-
-
-def _gather_into(out: np.ndarray, values: np.ndarray, plan: _Plan, style: FieldStyle) -> None:
+def _gather_into(
+    out: np.ndarray, values: np.ndarray, index: RasterIndex, style: FieldStyle
+) -> None:
     """Fill ``out`` (uint8 view, raster shape) with palette indices of ``values`` on the raster.
 
     Gathers and quantises in row blocks: a float32 scratch of ~1 MB instead of a copy of
     the whole map. Index -1 picks the last element; those pixels are set to LAND after.
     """
     flat = values.reshape(-1)
-    height, width = plan.index.shape
+    height, width = index.index.shape
     rows = max(1, _BLOCK // width)
     work = np.empty((min(rows, height), width), dtype=np.float32)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         block = work[: r1 - r0]
-        np.take(flat, plan.index[r0:r1], out=block)
+        np.take(flat, index.index[r0:r1], out=block)
         quantise(block, style.vmin, style.vmax, out=out[r0:r1], work=block)
-    out[plan.nodata] = LAND
+    out[index.nodata] = LAND
 
 
 def _compose(
-    values: np.ndarray, plan: _Plan, style: FieldStyle, raster: Raster, info: str
+    values: np.ndarray, index: RasterIndex, style: FieldStyle, raster: Raster, info: str
 ) -> np.ndarray:
     layout = _decorations(style, raster)
     canvas = layout.canvas.copy()
     slot = canvas[
         layout.map_y : layout.map_y + layout.map_h, layout.map_x : layout.map_x + layout.map_w
     ]
-    _gather_into(slot, values, plan, style)
+    _gather_into(slot, values, index, style)
     if info:
         _put_text(canvas, info, _font(layout.font_px), layout.info_x, layout.info_y, "r", "s")
     return canvas
@@ -637,41 +584,24 @@ def _to_image(canvas: np.ndarray, style: FieldStyle) -> PILImage.Image:
     return image
 
 
-#: Grid keys of coordinate arrays already hashed, by ``id`` (checked through weak references),
-#: so a viewer or animation passing the same ``lat``/``lon`` objects hashes them once.
-_KEYS_BY_ARRAY: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, str]] = {}
-
-
-def _grid_of(lat: np.ndarray, lon: np.ndarray, values: np.ndarray) -> str:
-    from rtofs_lib.fields import regrid
-
-    lat, lon = np.asarray(lat), np.asarray(lon)
-    if lat.shape != values.shape[-2:] or lon.shape != lat.shape:
+def _checked(values: np.ndarray, grid: Grid) -> np.ndarray:
+    values = np.asarray(values)
+    if values.shape[-2:] != grid.shape:
         raise ValueError(
-            f"values {values.shape} and lat/lon {lat.shape}/{lon.shape} differ in shape; "
+            f"values {values.shape} and the grid {grid.shape} differ in shape; "
             "pass the grid of the field (fold row dropped, as read_field returns it)"
         )
-    ids = (id(lat), id(lon))
-    known = _KEYS_BY_ARRAY.get(ids)
-    if known is not None and known[0]() is lat and known[1]() is lon:
-        return known[2]
-    key = regrid.grid_key(lat, lon)
-    for k in [k for k, (a, b, _) in _KEYS_BY_ARRAY.items() if a() is None or b() is None]:
-        del _KEYS_BY_ARRAY[k]
-    _KEYS_BY_ARRAY[ids] = (weakref.ref(lat), weakref.ref(lon), key)
-    return key
+    return values
 
 
 def map_indices(
     values: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
+    grid: Grid,
     *,
     field: str | FieldStyle = "sst",
     size: str = "low",
     region: Sequence[float] | str | None = None,
     raster: Raster | None = None,
-    cache_dir: str | Path | None = None,
 ) -> np.ndarray:
     """Return the bare map as uint8 palette indices (no decorations), north up.
 
@@ -679,19 +609,16 @@ def map_indices(
     :func:`render_array`; ``raster`` overrides ``size``/``region``.
     """
     style = _style(field)
-    values = np.asarray(values)
+    values = _checked(values, grid)
     raster = raster or raster_for(region, size)
-    key = _grid_of(lat, lon, values)
-    plan = _plan(key, raster, lambda: (lat, lon), cache_dir)
     out = np.empty((raster.height, raster.width), dtype=np.uint8)
-    _gather_into(out, values, plan, style)
+    _gather_into(out, values, grid.index(raster), style)
     return out
 
 
 def render_array(
     values: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
+    grid: Grid,
     *,
     field: str | FieldStyle = "sst",
     size: str = "low",
@@ -701,16 +628,16 @@ def render_array(
     depth: float | None = None,
     title: str | None = None,
     raster: Raster | None = None,
-    cache_dir: str | Path | None = None,
 ) -> PILImage.Image:
     """Render a field on its native grid as a decorated palette-mode image, without files.
 
     Parameters
     ----------
     values
-        2-D field on the grid of ``lat``/``lon`` (fold row dropped), NaN on land.
-    lat, lon
-        2-D grid coordinates (any longitude convention).
+        2-D field on ``grid`` (fold row dropped), NaN on land.
+    grid
+        The field's :class:`~rtofs_lib.fields.grid.Grid` (``Grid(lat, lon)``, or
+        ``Grid.of_file(path, cache_dir)`` to use the shared index cache).
     field
         A key of :data:`FIELDS` or a :class:`FieldStyle` (own range or colormap).
     size
@@ -723,8 +650,6 @@ def render_array(
         Replaces that top-right text.
     raster
         An explicit :class:`~rtofs_lib.fields.regrid.Raster` instead of ``size``/``region``.
-    cache_dir
-        Grid-index cache folder (None: memory only).
 
     Returns
     -------
@@ -732,12 +657,10 @@ def render_array(
         Mode ``"P"``; ``.convert("RGB")`` for other uses.
     """
     style = _style(field)
-    values = np.asarray(values)
+    values = _checked(values, grid)
     raster = raster or raster_for(region, size)
-    key = _grid_of(lat, lon, values)
-    plan = _plan(key, raster, lambda: (lat, lon), cache_dir)
     info = title if title is not None else _info_text(valid_time, step, depth)
-    return _to_image(_compose(values, plan, style, raster, info), style)
+    return _to_image(_compose(values, grid.index(raster), style, raster, info), style)
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -775,98 +698,17 @@ def output_path(
 
 
 def _save_png(image: PILImage.Image, dest: Path) -> None:
-    """Write ``image`` to ``dest`` atomically (temporary file beside it, then rename)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    # os.open with 0o666 honours the umask (mkstemp would make maps readable by owner only)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-        Path(tmp).replace(dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``image`` to ``dest`` atomically (see :mod:`rtofs_lib.atomic`)."""
+    with atomic.atomic_open(dest, "wb") as f:
+        image.save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
-def _grid_signature(path: Path) -> tuple:
-    """A cheap identity of a file's grid: shape and the first and last coordinates (4 chunks)."""
-    import netCDF4
+def _cache_dir(cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    from rtofs_lib import config
 
-    with netCDF4.Dataset(path, "r") as nc:
-        sig: list = [nc.variables["Latitude"].shape]
-        for name in ("Latitude", "Longitude"):
-            var = nc.variables[name]
-            var.set_auto_maskandscale(False)
-            sig.append(np.asarray(var[0, :4]).tobytes())
-            sig.append(np.asarray(var[-2, -4:]).tobytes())
-    return tuple(sig)
-
-
-def _grid_key_for(path: Path, cache_dir: str | Path | None) -> tuple[str, object]:
-    """Return the grid key of ``path`` and a loader of its (lat, lon).
-
-    The key (a hash of the full coordinates) is computed once per grid and remembered by
-    the file's grid signature, in memory and in ``cache_dir``: later files, and fresh
-    processes, read only a few coordinate chunks to know their grid.
-    """
-    import hashlib
-
-    from rtofs_lib.fields import reader, regrid
-
-    loaded: list = []
-
-    def grid():
-        if not loaded:
-            loaded.append(reader.read_grid(path))
-        return loaded[0]
-
-    sig = _grid_signature(path)
-    digest = hashlib.blake2b(repr(sig).encode(), digest_size=10).hexdigest()
-    note = Path(cache_dir) / f"gridsig-{digest}.txt" if cache_dir is not None else None
-    key = _SIGNATURES.get(sig)
-    if key is not None:
-        if note is not None and note not in _NOTED:  # known grid, new cache folder
-            _write_note(note, key)
-        return key, grid
-    if note is not None:
-        try:
-            key = note.read_text().strip() or None
-        except OSError:
-            key = None
-        else:
-            _NOTED.add(note)
-    if key is None:
-        lat, lon = grid()
-        key = regrid.grid_key(lat, lon)
-        if note is not None:
-            _write_note(note, key)
-    _SIGNATURES[sig] = key
-    return key, grid
-
-
-def _write_note(note: Path, key: str) -> None:
-    """Remember a grid key in the cache folder, atomically (a read-only cache is fine)."""
-    try:
-        note.parent.mkdir(parents=True, exist_ok=True)
-        tmp = note.with_name(f".{note.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_text(key + "\n")
-        tmp.replace(note)
-    except OSError:
-        return  # still works, only slower in a fresh process
-    _NOTED.add(note)
-
-
-def _read_values(path: Path, style: FieldStyle, depth: float | None):
-    """Read the style's variable(s); speed is sqrt(u² + v²). Returns FieldData-like values."""
-    from rtofs_lib.fields import reader
-
-    first = reader.read_field(path, style.variables[0], depth=depth, grid=False)
-    if len(style.variables) == 1:
-        return first, first.values
-    second = reader.read_field(path, style.variables[1], depth=depth, grid=False)
-    speed = np.hypot(first.values, second.values, out=first.values)
-    return first, speed
+    return config.load().cache
 
 
 def render_file(
@@ -901,10 +743,10 @@ def render_file(
         Grid-index cache; default ``rtofs_lib.config.load().cache``.
     on_values
         Called as ``on_values(style, data, values)`` after each field's maps are written,
-        with the field as read (``data``: its :class:`~rtofs_lib.fields.reader.FieldData`,
-        ``values``: the 2-D array drawn, speed for ``speed``), so a caller can use the
-        values without reading the file again. The arrays are freed afterwards; keep
-        only what the callback computes from them.
+        with the field as read (``data``: its :class:`~rtofs_lib.fields.netcdf.FieldData`,
+        ``values``: the 2-D array drawn), so a caller can use the values without reading
+        the file again. The arrays are freed afterwards; keep only what the callback
+        computes from them.
 
     Returns
     -------
@@ -920,29 +762,22 @@ def render_file(
     """
     path = Path(path)
     styles = [_style(f) for f in fields]
-    sizes = list(sizes)
-    rasters = [raster_for(region, s) for s in sizes]
-    if cache_dir is None:
-        from rtofs_lib import config
-
-        cache_dir = config.load().cache
+    rasters = {s: raster_for(region, s) for s in sizes}
+    cache_dir = _cache_dir(cache_dir)
     written: list[Path] = []
-    key_grid = None
+    grid = None
     for style in styles:
-        data, values = _read_values(path, style, depth)
-        if key_grid is None:
-            key_grid = _grid_key_for(path, cache_dir)
-        key, grid = key_grid
+        data = netcdf.read_field(path, style.name, depth=depth, grid=False)
+        grid = grid or Grid.of_file(path, cache_dir)
         info = _info_text(data.valid_time, data.step, data.depth)
-        for size, raster in zip(sizes, rasters, strict=True):
-            plan = _plan(key, raster, grid, cache_dir)
-            canvas = _compose(values, plan, style, raster, info)
+        for size, raster in rasters.items():
+            canvas = _compose(data.values, grid.index(raster), style, raster, info)
             dest = output_path(out_dir, path, style.name, size, region, data.depth)
             _save_png(_to_image(canvas, style), dest)
             written.append(dest)
         if on_values is not None:
-            on_values(style, data, values)
-        del data, values
+            on_values(style, data, data.values)
+        del data
     return written
 
 
@@ -963,13 +798,8 @@ def prepare(
     processes to use): when they already are, it reads just the grid signature (a few
     coordinate chunks), neither Latitude/Longitude nor the indices themselves.
     """
-    path = Path(path)
-    if cache_dir is None:
-        from rtofs_lib import config
-
-        cache_dir = config.load().cache
-    key, grid = _grid_key_for(path, cache_dir)
+    grid = Grid.of_file(path, _cache_dir(cache_dir))
     for size in sizes:
         raster = raster_for(region, size)
-        if load or _load_cached_index(key, raster, cache_dir, mmap=True) is None:
-            _plan(key, raster, grid, cache_dir)
+        if load or not grid.has_index(raster):
+            grid.index(raster)
