@@ -22,17 +22,11 @@ from conftest import CRAWL_OLD_DATE, CRAWL_STEPS, REPO, SAMPLE_DATE
 
 from rtofs_lib.errors import NotNetCDFError, TruncatedFileError
 from rtofs_lib.fetch import catalog, names
-from rtofs_lib.fetch.crawler import (
-    Crawler,
-    CrawlLockedError,
-    CrawlOptions,
-    archive_lock,
-    crawl,
-    parse_index,
-    parse_ls_l,
-    parse_size,
-    verify_file,
-)
+from rtofs_lib.fetch.crawler import Crawler, CrawlOptions, crawl
+from rtofs_lib.fetch.errors import CrawlLockedError
+from rtofs_lib.fetch.listing import parse_index, parse_ls_l, parse_size
+from rtofs_lib.fetch.lock import archive_lock
+from rtofs_lib.fetch.verify import verify_file
 from rtofs_lib.testing.nomads import index_page, strfsize
 
 pytestmark = pytest.mark.network
@@ -148,7 +142,7 @@ def test_ls_l_fallback_lists_exact_sizes(nomads):
 def test_crawl_fetches_the_selection_into_the_archive(nomads, tmp_path, fast_crawl):
     archive = tmp_path / "archive"
     report = crawl(archive, SAMPLE_DATE, base_url=nomads.url, steps=CRAWL_STEPS, options=fast_crawl)
-    assert (report.status, report.exit_code) == ("complete", 0)
+    assert (report.status, report.exit_status) == ("complete", 0)
     assert sorted(report.downloaded) == sorted(SERVED)
     assert_archive_consistent(archive)
     assert_same_as_server(archive, nomads, SERVED)
@@ -177,7 +171,7 @@ def test_partial_day_reports_what_is_not_published_yet(nomads, tmp_path, fast_cr
     report = crawl(
         tmp_path / "a", SAMPLE_DATE, base_url=nomads.url, steps="n024,f075-f192", options=fast_crawl
     )
-    assert (report.status, report.exit_code) == ("partial", 3)
+    assert (report.status, report.exit_status) == ("partial", 3)
     assert len(report.not_listed) == 40
     assert "40 files of forecast days 4-8" in report.summary()
     assert "prog f075-f192" in report.summary()
@@ -187,7 +181,7 @@ def test_a_day_the_server_no_longer_has_fails_clearly(nomads, tmp_path, fast_cra
     report = crawl(
         tmp_path / "a", "20260701", base_url=nomads.url, steps="n024", options=fast_crawl
     )
-    assert (report.status, report.exit_code) == ("failed", 1)
+    assert (report.status, report.exit_status) == ("failed", 1)
     assert "no longer on the server" in report.summary()
     assert "rtofs.20260707" in report.summary()
 
@@ -365,7 +359,7 @@ def test_full_disk_stops_with_a_clear_error_and_leaves_no_partial_file(
         report = crawl(
             archive, SAMPLE_DATE, base_url=nomads.url, steps=CRAWL_STEPS, options=fast_crawl
         )
-        assert (report.status, report.exit_code) == ("failed", 1)
+        assert (report.status, report.exit_status) == ("failed", 1)
         assert "free space or run `rtofs prune --keep-days N`" in report.fatal
         assert_archive_consistent(archive)
         if mounted:

@@ -67,7 +67,7 @@ def parse_floors(text: str, source: str = "--size-floor") -> str | dict[str, int
     """Return ``auto``, ``off`` or a dict from ``prog=140M,diag=175M``; ``source`` names it."""
     from rtofs_lib.errors import ConfigError
     from rtofs_lib.fetch import names
-    from rtofs_lib.fetch.crawler import parse_size
+    from rtofs_lib.fetch.listing import parse_size
 
     if text in ("auto", "off"):
         return text
@@ -122,7 +122,7 @@ def run_crawl(args: argparse.Namespace) -> int:
     )
     logging.getLogger("rtofs_lib.fetch.crawler").info("crawl done: %s", report.status)
     print(report.summary(), flush=True)
-    return report.exit_code
+    return report.exit_status
 
 
 def run_prune(args: argparse.Namespace) -> int:
@@ -131,7 +131,7 @@ def run_prune(args: argparse.Namespace) -> int:
 
     from rtofs_lib import config
     from rtofs_lib.fetch import catalog
-    from rtofs_lib.fetch.crawler import archive_lock
+    from rtofs_lib.fetch.lock import archive_lock
     from rtofs_lib.status import ExitStatus
 
     settings = config.load()

@@ -1,7 +1,7 @@
 """Per-day manifests of the archive: what is there, verified, and when it came.
 
 Each day folder ``archive/rtofs.YYYYMMDD/`` may hold a ``manifest.json`` written by the
-crawler (atomically: temporary name in the same folder, fsync, rename)::
+crawler (atomically, through :mod:`rtofs_lib.atomic`)::
 
     {"date": "20260708",
      "files": {"rtofs_glo_2ds_f024_prog.nc": {"size": 156237824, "sha256": "…",
@@ -24,10 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
+from rtofs_lib import atomic
 from rtofs_lib.errors import RtofsFileError
 from rtofs_lib.fetch import names
 
@@ -75,20 +75,11 @@ def write_manifest(archive: str | Path, date: str | dt.date, manifest: dict) -> 
 
     Entries are sorted by name so the file diffs well; readers never see half a file.
     """
-    path = manifest_path(archive, date)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "date": f"{names.parse_date(date):%Y%m%d}",
         "files": dict(sorted(manifest.get("files", {}).items())),
     }
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path
+    return atomic.write_json(manifest_path(archive, date), data, indent=1)
 
 
 def file_entry(

@@ -17,7 +17,9 @@ it is an HTML/XML page (a saved error or login page?), not netCDF
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from rtofs_lib.errors import NotNetCDFError, TruncatedFileError
 
@@ -80,55 +82,76 @@ _NC_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11
 _STREAMING = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
 
 
+class _ClassicHeader:
+    """Reads the big-endian fields of a classic netCDF header; :class:`EOFError` when cut.
+
+    ``version`` is the fourth byte of the file: 1 (classic), 2 (64-bit offsets) or 5 (CDF-5,
+    64-bit counts).
+    """
+
+    def __init__(self, f: BinaryIO, version: int) -> None:
+        self.f = f
+        self.count = 8 if version == 5 else 4  # bytes of a count or a dimension length
+        self.offset = 4 if version == 1 else 8  # bytes of a variable's begin offset
+
+    def read(self, n: int) -> bytes:
+        b = self.f.read(n)
+        if len(b) < n:
+            raise EOFError
+        return b
+
+    def num(self, n: int) -> int:
+        return int.from_bytes(self.read(n), "big")
+
+    def skip_name(self) -> None:
+        n = self.num(self.count)
+        self.read(n + (-n % 4))
+
+    def skip_attrs(self) -> None:
+        self.num(4)  # tag (NC_ATTRIBUTE or ABSENT)
+        for _ in range(self.num(self.count)):
+            self.skip_name()
+            nctype = self.num(4)
+            nbytes = self.num(self.count) * _NC_TYPE_SIZE.get(nctype, 1)
+            self.read(nbytes + (-nbytes % 4))
+
+    def dims(self) -> list[int]:
+        """The dimension list: the length of each dimension (0 for the record one)."""
+        self.num(4)  # tag (NC_DIMENSION or ABSENT)
+        dims = []
+        for _ in range(self.num(self.count)):
+            self.skip_name()
+            dims.append(self.num(self.count))
+        return dims
+
+    def variables(self, dims: list[int]) -> Iterator[tuple[int, int, bool]]:
+        """Each variable's begin offset, bytes (one record's for record variables), is_record."""
+        for _ in range(self.num(self.count)):
+            self.skip_name()
+            dimids = [self.num(self.count) for _ in range(self.num(self.count))]
+            self.skip_attrs()
+            nctype = self.num(4)
+            self.num(self.count)  # vsize (clipped for > 4 GiB variables, so recomputed below)
+            begin = self.num(self.offset)
+            shape = [dims[i] for i in dimids]
+            is_record = bool(shape) and shape[0] == 0
+            nbytes = math.prod(shape[1:] if is_record else shape) * _NC_TYPE_SIZE.get(nctype, 1)
+            yield begin, nbytes, is_record
+
+
 def _classic_end(path: Path, version: int) -> int | None:
     """Bytes a classic (NETCDF3/CDF-5) file needs, from its header (None: header cut)."""
-    count = 8 if version == 5 else 4
-    offset = 4 if version == 1 else 8
     with open(path, "rb") as f:
-
-        def read(n: int) -> bytes:
-            b = f.read(n)
-            if len(b) < n:
-                raise EOFError
-            return b
-
-        def num(n: int) -> int:
-            return int.from_bytes(read(n), "big")
-
-        def skip_name() -> None:
-            n = num(count)
-            read(n + (-n % 4))
-
-        def skip_attrs() -> None:
-            num(4)  # tag (NC_ATTRIBUTE or ABSENT)
-            for _ in range(num(count)):
-                skip_name()
-                nctype = num(4)
-                nbytes = num(count) * _NC_TYPE_SIZE.get(nctype, 1)
-                read(nbytes + (-nbytes % 4))
-
+        header = _ClassicHeader(f, version)
         try:
             f.seek(4)
-            numrecs = num(count)
-            num(4)
-            dims = []
-            for _ in range(num(count)):
-                skip_name()
-                dims.append(num(count))
-            skip_attrs()
-            num(4)
+            numrecs = header.num(header.count)
+            dims = header.dims()
+            header.skip_attrs()
+            header.num(4)  # tag of the variable list
             end = f.tell()
             records: list[tuple[int, int]] = []
-            for _ in range(num(count)):
-                skip_name()
-                dimids = [num(count) for _ in range(num(count))]
-                skip_attrs()
-                nctype = num(4)
-                num(count)  # vsize (clipped for > 4 GiB variables, so recomputed below)
-                begin = num(offset)
-                shape = [dims[i] for i in dimids]
-                is_record = bool(shape) and shape[0] == 0
-                nbytes = math.prod(shape[1:] if is_record else shape) * _NC_TYPE_SIZE.get(nctype, 1)
+            for begin, nbytes, is_record in header.variables(dims):
                 if is_record:
                     records.append((begin, nbytes))
                 else:
