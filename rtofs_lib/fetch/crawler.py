@@ -273,7 +273,7 @@ class Crawler:
                 report.not_listed.append(name)
                 continue
             if (folder / name).is_file() and self._adopt(
-                folder / name, product, step, listing.date, entry, manifest
+                folder / name, _Task(name, product, step, entry), listing.date, manifest
             ):
                 report.kept.append(name)
                 continue
@@ -297,18 +297,16 @@ class Crawler:
                 log.warning("%s: in the manifest but missing or resized; fetching it again", p)
                 del manifest["files"][name]
 
-    def _adopt(
-        self, path: Path, product: str, step: str, date: str, entry: RemoteEntry, manifest: dict
-    ) -> bool:
+    def _adopt(self, path: Path, task: _Task, date: str, manifest: dict) -> bool:
         """Take a present file not in the manifest (say, a crash before the manifest write)."""
-        rng = entry.size_range()
+        rng = task.entry.size_range()
         size = path.stat().st_size
         try:
             if rng is not None and not rng[0] <= size <= rng[1]:
                 raise RtofsFileError(
-                    path, f"size {size} does not match the listed {entry.size_text}"
+                    path, f"size {size} does not match the listed {task.entry.size_text}"
                 )
-            verify_file(path, product, step, date)
+            verify_file(path, task.product, task.step, date)
         except RtofsFileError as e:
             log.warning("%s; replacing it", e)
             path.unlink()

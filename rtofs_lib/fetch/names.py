@@ -336,7 +336,7 @@ def expand_steps(spec: str | Iterable[str] | None, product: str = "prog") -> tup
         that is not published for the product.
     """
     published = steps_for(product)
-    if spec is None or spec == "" or spec == "all":
+    if spec is None or spec in {"", "all"}:
         return published
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     chosen: list[str] = []

@@ -71,11 +71,21 @@ def configure(c: Any, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         Settings as :func:`rtofs_lib.hub.settings.load` returns them; loaded when omitted.
     """
     s = settings if settings is not None else hub_settings.load()
-    hub, sp = s["hub"], s["spawner"]
+    _configure_hub(c, s)
+    _configure_login(c, s)
+    _configure_spawner(c, s)
+    services, roles = _dashboard_service(s)
+    culler, culler_roles = _culler_service(s)
+    c.JupyterHub.services = services + culler
+    c.JupyterHub.load_roles = culler_roles + roles
+    return s
+
+
+def _configure_hub(c: Any, s: dict[str, Any]) -> None:
+    """The hub process, its database and secrets, and the external proxy."""
+    hub = s["hub"]
     state = Path(hub["state_dir"])
     cookie_secret, proxy_token = hub_secrets(state)
-
-    # --- hub process, database, secrets, proxy ---------------------------------------------
     c.JupyterHub.bind_url = hub["bind_url"]
     c.JupyterHub.hub_bind_url = hub["hub_bind_url"]
     c.JupyterHub.hub_connect_url = hub_connect_url(s)
@@ -96,14 +106,19 @@ def configure(c: Any, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         c.JupyterHub.ssl_cert = hub["ssl_cert"]
         c.JupyterHub.ssl_key = hub["ssl_key"]
 
-    # --- who may log in ------------------------------------------------------------------------
+
+def _configure_login(c: Any, s: dict[str, Any]) -> None:
+    """PAM login: members of ``groups.users`` may log in, ``groups.admins`` are admins."""
     c.JupyterHub.authenticator_class = "pam"
     c.Authenticator.allow_all = False
     c.PAMAuthenticator.allowed_groups = {s["groups"]["users"]}
     c.PAMAuthenticator.admin_groups = {s["groups"]["admins"]}
     c.PAMAuthenticator.open_sessions = False  # no pam_systemd sessions for batch jobs
 
-    # --- spawner -------------------------------------------------------------------------------
+
+def _configure_spawner(c: Any, s: dict[str, Any]) -> None:
+    """The spawner (Slurm or local), its command, environment and profiles."""
+    sp = s["spawner"]
     user_env = Path(sp["user_env"])
     c.Spawner.default_url = sp["default_url"]
     c.Spawner.notebook_dir = sp["notebook_dir"]
@@ -135,51 +150,46 @@ def configure(c: Any, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
         c.Spawner.pre_spawn_hook = spawners.shared_link_hook(shared)
 
-    # --- services: maps dashboard, idle culler --------------------------------------------------
-    services: list[dict[str, Any]] = []
-    roles: list[dict[str, Any]] = []
-    user_scopes = ["self"]
+
+def _dashboard_service(s: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """The maps dashboard as a hub service, and the users' role that may open it."""
     dash = s["dashboard"]
+    user_scopes = ["self"]
+    services: list[dict[str, Any]] = []
     if dash["enabled"]:
+        command = [sys.executable, "-m", "rtofs_lib.hub.dashboard_service",
+                   "--root", dash["maps"], "--port", str(dash["port"])]  # fmt: skip
         services.append(
             {
                 "name": DASHBOARD_SERVICE,
                 "url": f"http://127.0.0.1:{dash['port']}",
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "rtofs_lib.hub.dashboard_service",
-                    "--root",
-                    dash["maps"],
-                    "--port",
-                    str(dash["port"]),
-                ],
+                "command": command,
                 "oauth_no_confirm": True,
                 "display": True,
                 "info": {"description": "RTOFS forecast maps"},
             }
         )
         user_scopes.append(f"access:services!service={DASHBOARD_SERVICE}")
+    return services, [{"name": "user", "scopes": user_scopes}]
+
+
+def _culler_service(s: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """The idle culler as a hub service, and its role."""
     cull = s["culler"]
-    if cull["enabled"]:
-        command = [
-            sys.executable,
-            "-m",
-            "jupyterhub_idle_culler",
-            f"--timeout={cull['timeout']}",
-            f"--cull-every={cull['every']}",
-        ]
-        if cull["max_age"]:
-            command.append(f"--max-age={cull['max_age']}")
-        services.append({"name": CULLER_SERVICE, "command": command})
-        roles.append(
-            {
-                "name": CULLER_SERVICE,
-                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-                "services": [CULLER_SERVICE],
-            }
-        )
-    roles.append({"name": "user", "scopes": user_scopes})
-    c.JupyterHub.services = services
-    c.JupyterHub.load_roles = roles
-    return s
+    if not cull["enabled"]:
+        return [], []
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterhub_idle_culler",
+        f"--timeout={cull['timeout']}",
+        f"--cull-every={cull['every']}",
+    ]
+    if cull["max_age"]:
+        command.append(f"--max-age={cull['max_age']}")
+    role = {
+        "name": CULLER_SERVICE,
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": [CULLER_SERVICE],
+    }
+    return [{"name": CULLER_SERVICE, "command": command}], [role]

@@ -109,17 +109,22 @@ def read_days(maps: str | Path) -> list[dict[str, Any]]:
 # --- the region-statistics plot ------------------------------------------------------------------
 
 
+def _series(rows: Iterable[dict[str, Any]]) -> dict[str, list[tuple[dt.datetime, float]]]:
+    """Region -> (valid time, mean) points of the rows that have both."""
+    series: dict[str, list[tuple[dt.datetime, float]]] = {}
+    for r in rows:
+        if r.get("mean") is not None and r.get("valid_time"):
+            series.setdefault(r["region"], []).append(
+                (dt.datetime.fromisoformat(r["valid_time"]), float(r["mean"]))
+            )
+    return series
+
+
 def stats_svg(rows: Iterable[dict[str, Any]], *, width: int = 640, height: int = 240) -> str:
     """Return an inline SVG line plot of the mean of each region against valid time."""
     from rtofs_lib.fields.regions import REGIONS
 
-    series: dict[str, list[tuple[dt.datetime, float]]] = {}
-    for r in rows:
-        if r.get("mean") is None or not r.get("valid_time"):
-            continue
-        series.setdefault(r["region"], []).append(
-            (dt.datetime.fromisoformat(r["valid_time"]), float(r["mean"]))
-        )
+    series = _series(rows)
     if not series:
         return '<p class="nostats">No region statistics for this day.</p>'
     times = [t for pts in series.values() for t, _ in pts]

@@ -145,12 +145,44 @@ def _freeze_worker_heap() -> None:
         _HEAP_FROZEN = True
 
 
+class _ProgressWatch:
+    """Reports files as Spark tasks finish (from an accumulator polled on the driver).
+
+    Each file is reported once, by path, even when a lost task ran again.
+    """
+
+    def __init__(self, done, total: int, progress: Progress | None) -> None:
+        self.done, self.total, self.progress = done, total, progress
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="rtofs-progress", daemon=True)
+
+    def report(self, results: Iterable[FileResult]) -> None:
+        for r in results:
+            if r.path not in self.seen:
+                self.seen.add(r.path)
+                if self.progress:
+                    self.progress(r, len(self.seen), self.total)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self.report(list(self.done.value))
+
+    def __enter__(self) -> _ProgressWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _run_spark(
     spark: SparkSession, tasks: Sequence[Task], progress: Progress | None
 ) -> tuple[list[FileResult], int]:
     from pyspark.accumulators import AccumulatorParam
 
-    class _Names(AccumulatorParam):
+    class _Results(AccumulatorParam):
         def zero(self, value):
             return []
 
@@ -159,7 +191,7 @@ def _run_spark(
             return a
 
     sc = spark.sparkContext
-    done = sc.accumulator([], _Names())
+    done = sc.accumulator([], _Results())
 
     def task_fn(t: Task) -> FileResult:
         r = render_one(t)
@@ -167,39 +199,16 @@ def _run_spark(
         _freeze_worker_heap()
         return r
 
-    stop = threading.Event()
-    seen: set[str] = set()
-
-    def report() -> None:
-        for r in list(done.value):
-            if r.path not in seen:
-                seen.add(r.path)
-                if progress:
-                    progress(r, len(seen), len(tasks))
-
-    def poll() -> None:
-        while not stop.wait(0.5):
-            report()
-
-    watcher = threading.Thread(target=poll, name="rtofs-progress", daemon=True)
-    watcher.start()
     sc.setJobGroup(JOB_GROUP, f"rtofs: render {len(tasks)} files")
     tracker = sc.statusTracker()
     before = set(tracker.getJobIdsForGroup(JOB_GROUP))
-    try:
-        results = sc.parallelize(list(tasks), len(tasks)).map(task_fn).collect()
-    except KeyboardInterrupt:
-        sc.cancelJobGroup(JOB_GROUP)
-        raise
-    finally:
-        stop.set()
-        watcher.join()
-    # Results not yet reported by the poller (retried tasks report once, by path).
-    for r in results:
-        if r.path not in seen:
-            seen.add(r.path)
-            if progress:
-                progress(r, len(seen), len(tasks))
+    with _ProgressWatch(done, len(tasks), progress) as watch:
+        try:
+            results = sc.parallelize(list(tasks), len(tasks)).map(task_fn).collect()
+        except KeyboardInterrupt:
+            sc.cancelJobGroup(JOB_GROUP)
+            raise
+    watch.report(results)  # those the poller had not seen yet
     jobs = set(tracker.getJobIdsForGroup(JOB_GROUP)) - before
     return results, _failed_attempts(tracker, jobs)
 
@@ -234,7 +243,7 @@ def _dates_for(
     return [d.strftime("%Y%m%d") for d in days]
 
 
-def run(
+def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
     date: str | dt.date | None = None,
     *,
     dates: Iterable[str | dt.date] | None = None,
