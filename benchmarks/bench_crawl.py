@@ -37,7 +37,7 @@ def served_tree(files: int) -> tuple[Path, list[str]]:
     wanted = [names.compose_name("prog", s) for s in steps]
     day = CACHE / names.day_folder(DATE)
     if not all((day / n).exists() for n in wanted):
-        from rtofs_lib.testing import synthetic
+        from rtofs_lib.testing import sample as synthetic
 
         print(f"writing {files} full-size prog files into {CACHE} (once) ...", flush=True)
         synthetic.write_sample(CACHE, DATE, steps=",".join(steps), grid="full")

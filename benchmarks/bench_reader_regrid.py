@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from rtofs_lib.fields import reader, regrid
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="rtofs-bench-"))
     folder = work / "rtofs.20260708"

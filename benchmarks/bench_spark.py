@@ -33,7 +33,7 @@ from rtofs_lib import config
 from rtofs_lib.fetch import catalog, names
 from rtofs_lib.jobs import pipeline
 from rtofs_lib.jobs import spark as sparkmod
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample as synthetic
 from rtofs_lib.testing.cluster import LocalCluster
 
 DATE = "20260708"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import netCDF4
 
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample as synthetic
+from rtofs_lib.testing.sample.land import land_mask
 
 
 def _cpu() -> float:
@@ -52,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         _, w0, c0 = _timed(lambda: synthetic.make_grid(*synthetic.grid_shape(args.grid)))
-        _, w1, c1 = _timed(lambda: synthetic._land_mask(*synthetic.grid_shape(args.grid)))
+        _, w1, c1 = _timed(lambda: land_mask(*synthetic.grid_shape(args.grid)))
         print(f"grid + land mask (once per process): {w0 + w1:.2f} s wall, {c0 + c1:.2f} s CPU")
         for i, step in enumerate(("f024", "f025")):
             path, wall, cpu = _timed(

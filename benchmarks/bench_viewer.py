@@ -1,7 +1,7 @@
 """Benchmark: how fast the SST viewer answers, driven programmatically on full-size files.
 
 On a sample day of full-size (4500 x 3298) real-format prog files written by
-``rtofs_lib.testing.synthetic`` (or ``--archive``), one
+``rtofs_lib.testing.sample`` (or ``--archive``), one
 :class:`rtofs_lib.notebook.viewers.SSTViewer` is
 driven the way a person drives it, and each widget change is timed until the new PNG is
 in the Image widget:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from rtofs_lib.fields import reader
     from rtofs_lib.maps import render
     from rtofs_lib.notebook import viewers
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
         tmp = Path(tmp)

@@ -43,7 +43,7 @@ def _isolated_rtofs_env(monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_day(tmp_path_factory) -> Path:
     """An archive with one small-grid day of prog files (a few steps); returns the archive root."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     archive = tmp_path_factory.mktemp("archive-small")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f003", grid="small")
@@ -53,7 +53,7 @@ def small_day(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def full_prog_file(tmp_path_factory) -> Path:
     """One full-size (4500x3298) real-format prog file."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     archive = tmp_path_factory.mktemp("archive-full")
     (path,) = synthetic.write_sample(archive, SAMPLE_DATE, steps="f024", grid="full")
@@ -74,7 +74,7 @@ def product_files(tmp_path_factory) -> dict[str, Path]:
     Keys are product codes and ``"legacy"`` (``rtofs_glo_2ds_f001_1hrly_prog.nc``).
     """
     from rtofs_lib.fetch import names
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     folder = tmp_path_factory.mktemp("archive-products") / names.day_folder(SAMPLE_DATE)
     files = {}
@@ -93,7 +93,7 @@ def product_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def small_grid() -> tuple:
     """``(lat, lon)`` of the small synthetic grid with the fold row dropped (raw longitudes)."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     lat, lon = synthetic.make_grid(*synthetic.GRIDS["small"])
     return lat[:-1], lon[:-1]
@@ -111,7 +111,7 @@ def render_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def render_grid():
     """``(lat, lon)`` of the small synthetic grid, fold row included (as written to files)."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     return synthetic.make_grid(*synthetic.GRIDS["small"])
 
@@ -123,7 +123,7 @@ def write_prog(tmp_path_factory, render_grid):
     ``f`` gets the 2-D grid coordinates with longitudes wrapped into [-180, 180).
     """
     from rtofs_lib.fetch import names
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     root = tmp_path_factory.mktemp("render-files")
     lat, lon = render_grid
@@ -151,7 +151,7 @@ CRAWL_OLD_DATE = "20260707"
 @pytest.fixture(scope="session")
 def nomads_source(tmp_path_factory) -> Path:
     """A NOMADS-like tree written once: two days of small-grid prog files (real format)."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     root = tmp_path_factory.mktemp("nomads-src")
     synthetic.write_sample(root, SAMPLE_DATE, steps=CRAWL_STEPS, grid="small")
@@ -291,7 +291,7 @@ def spark_master(request) -> str:
 @pytest.fixture(scope="session")
 def spark_day(tmp_path_factory) -> Path:
     """An archive with one small-grid day of 12 prog files (n024, f000-f010); returns the root."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     archive = tmp_path_factory.mktemp("archive-spark")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f010", grid="small")
@@ -580,7 +580,7 @@ def viewer_archive(tmp_path_factory) -> Path:
 
     Day B's f024–f027 are valid at the same times as SAMPLE_DATE's n024, f001–f003.
     """
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     archive = tmp_path_factory.mktemp("archive-viewer")
     synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", products="prog,diag")

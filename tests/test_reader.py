@@ -22,7 +22,7 @@ from rtofs_lib.errors import (
 )
 from rtofs_lib.fetch import names
 from rtofs_lib.fields import reader
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample as synthetic
 
 GLOBAL = ["prog", "diag", "ice", "3ztio", "3zsio", "3zuio", "3zvio", "legacy"]
 REGIONAL = ["US_east", "US_west", "alaska"]

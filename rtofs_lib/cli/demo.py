@@ -37,7 +37,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from rtofs_lib.cli.run import print_progress
     from rtofs_lib.fetch import catalog, names
     from rtofs_lib.jobs import pipeline
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample as synthetic
 
     out = Path(args.out).expanduser().resolve()
     archive, maps, cache = out / "archive", out / "maps", out / "cache"
