@@ -130,27 +130,38 @@ def _climatology(lat: np.ndarray, lonw: np.ndarray, season: float) -> dict[str, 
     return {"sst": sst, "sss": sss, "ssh": ssh, "u": u, "v": v, "eke": eke}
 
 
-def _front(
+@dataclass(frozen=True)
+class _Front:
+    """A front's shape: width (°), steps of SST (°C) and SSH (m) across it, jet speed (m/s)."""
+
+    width: float
+    d_sst: float
+    d_ssh: float
+    jet: float
+    reach: float | None = None  # a step felt only within `reach` degrees of the path
+
+
+_GULF_STREAM = _Front(width=0.7, d_sst=-2.5, d_ssh=-0.55, jet=1.6, reach=6.0)
+_KUROSHIO = _Front(width=0.8, d_sst=-2.2, d_ssh=-0.5, jet=1.3, reach=6.0)
+_CIRCUMPOLAR = _Front(width=1.2, d_sst=1.3, d_ssh=0.45, jet=0.6)
+
+
+def _add_front(
     s: dict[str, np.ndarray],
     lat: np.ndarray,
     path_lat: np.ndarray,
     slope: np.ndarray,
-    *,
-    width: float,
     weight: np.ndarray,
-    d_sst: float,
-    d_ssh: float,
-    jet: float,
-    reach: float | None = None,
+    front: _Front,
 ) -> None:
     """Add a front along ``path_lat``: a tanh step across it and a jet along it."""
-    d = (lat - path_lat) / width
+    d = (lat - path_lat) / front.width
     step = np.tanh(d)
-    if reach is not None:  # a step felt only within `reach` degrees of the path
-        step *= np.exp(-(((lat - path_lat) / reach) ** 2))
-    s["sst"] += weight * d_sst * step
-    s["ssh"] += weight * d_ssh * step
-    speed = weight * jet * np.exp(-(d**2))
+    if front.reach is not None:
+        step *= np.exp(-(((lat - path_lat) / front.reach) ** 2))
+    s["sst"] += weight * front.d_sst * step
+    s["ssh"] += weight * front.d_ssh * step
+    speed = weight * front.jet * np.exp(-(d**2))
     ang = np.arctan2(slope, np.cos(np.radians(lat)))
     s["u"] += speed * np.cos(ang)
     s["v"] += speed * np.sin(ang)
@@ -172,21 +183,16 @@ def _fronts(s: dict[str, np.ndarray], lat: np.ndarray, lonw: np.ndarray, t_days:
     """The Gulf Stream, the Kuroshio and two Antarctic Circumpolar fronts."""
     m, dm = _meander(lonw, t_days, (0.9, 0.5), (45, 80), (0.11, -0.07), (0.3, 1.9))
     gs_lat = 35.0 + (lonw + 76.0) * 0.22 + m * _window(lonw, -68, 0, 3)
-    weight = _window(lonw, -80, -42, 3)
-    _front(s, lat, gs_lat, 0.22 + dm, width=0.7, weight=weight, d_sst=-2.5, d_ssh=-0.55,
-           jet=1.6, reach=6.0)  # fmt: skip
+    _add_front(s, lat, gs_lat, 0.22 + dm, _window(lonw, -80, -42, 3), _GULF_STREAM)
     m, dm = _meander(lonw, t_days, (0.8, 0.4), (40, 70), (0.09, -0.05), (2.1, 0.4))
     ku_lat = 35.0 + (lonw - 140.0) * 0.06 + m * _window(lonw, 143, 200, 3)
-    weight = _window(lonw, 133, 172, 3)
-    _front(s, lat, ku_lat, 0.06 + dm, width=0.8, weight=weight, d_sst=-2.2, d_ssh=-0.5,
-           jet=1.3, reach=6.0)  # fmt: skip
+    _add_front(s, lat, ku_lat, 0.06 + dm, _window(lonw, 133, 172, 3), _KUROSHIO)
     for base, amp, shift, ph in ((-46.0, 3.5, 30.0, 0.7), (-53.0, 3.0, 10.0, 2.6)):
         waves = ((0.8, 0.5, 0.3), (12, 25, 41), (0.05, -0.08, 0.06), (ph, 1.0, 4.0))
         m, dm = _meander(lonw, t_days, *waves)
         path = base + amp * np.sin(np.radians(lonw - shift)) + m
         slope = amp * np.cos(np.radians(lonw - shift)) * np.pi / 180.0 + dm
-        weight = _window(lat, -70, -30, 3)
-        _front(s, lat, path, slope, width=1.2, weight=weight, d_sst=1.3, d_ssh=0.45, jet=0.6)
+        _add_front(s, lat, path, slope, _window(lat, -70, -30, 3), _CIRCUMPOLAR)
         s["sst"] -= 1.3 * _window(lat, -70, -30, 3)  # keep the warm side unchanged
         s["ssh"] -= 0.45 * _window(lat, -70, -30, 3)
 
