@@ -37,10 +37,10 @@ def served_tree(files: int) -> tuple[Path, list[str]]:
     wanted = [names.compose_name("prog", s) for s in steps]
     day = CACHE / names.day_folder(DATE)
     if not all((day / n).exists() for n in wanted):
-        from rtofs_lib.testing import synthetic
+        from rtofs_lib.testing import sample
 
         print(f"writing {files} full-size prog files into {CACHE} (once) ...", flush=True)
-        synthetic.write_sample(CACHE, DATE, steps=",".join(steps), grid="full")
+        sample.write_sample(CACHE, DATE, steps=",".join(steps), grid="full")
     return CACHE, wanted
 
 

@@ -45,14 +45,14 @@ def main() -> None:
     args = parser.parse_args()
 
     from rtofs_lib.fields import netcdf, reader, regrid
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="rtofs-bench-"))
     folder = work / "rtofs.20260708"
     path = folder / "rtofs_glo_2ds_f024_prog.nc"
     if not path.exists():
         t0 = time.perf_counter()
-        synthetic.write_file(path, "prog", "20260708", "f024", grid="full")
+        sample.write_file(path, "prog", "20260708", "f024", grid="full")
         print(f"write full-size prog file          {time.perf_counter() - t0:7.3f} s")
 
     print("\n-- reading sst (fold dropped, NaN land) --")

@@ -1,7 +1,7 @@
 """Benchmark: both maps (low + high) of one full-size RTOFS prog file, per file.
 
 Compares, on ONE full-size (4500 x 3298) real-format sample written by
-``rtofs_lib.testing.synthetic``, each variant in a fresh subprocess (so peak RSS is its own):
+``rtofs_lib.testing.sample``, each variant in a fresh subprocess (so peak RSS is its own):
 
 * ``fast``  - :func:`rtofs_lib.maps.render.render_file` (palette-index path), grid index warm;
 * ``seed``  - the seed's approach: xarray open, matplotlib ``Figure`` (no pyplot) with
@@ -190,7 +190,7 @@ def main() -> None:
         _child(args)
         return
 
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
@@ -200,7 +200,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             t0 = time.perf_counter()
-            synthetic.write_file(path, "prog", DATE, STEP, grid="full")
+            sample.write_file(path, "prog", DATE, STEP, grid="full")
             print(
                 f"sample: {path} ({path.stat().st_size / 1e6:.0f} MB) in "
                 f"{time.perf_counter() - t0:.1f} s"

@@ -33,7 +33,7 @@ from rtofs_lib import config
 from rtofs_lib.fetch import catalog, names
 from rtofs_lib.jobs import pipeline, work
 from rtofs_lib.jobs import spark as sparkmod
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample
 from rtofs_lib.testing.cluster import LocalCluster
 
 DATE = "20260708"
@@ -45,7 +45,7 @@ def sample(archive: Path, n: int, grid: str) -> list[Path]:
     missing = [s for s in steps if names.compose_name("prog", s) not in have]
     if missing:
         t = time.perf_counter()
-        synthetic.write_sample(archive, DATE, steps=",".join(missing), grid=grid)
+        sample.write_sample(archive, DATE, steps=",".join(missing), grid=grid)
         print(f"wrote {len(missing)} {grid} files in {time.perf_counter() - t:.0f} s")
     return catalog.day_files(archive, DATE)[:n]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import netCDF4
 
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample
+from rtofs_lib.testing.sample.land import land_mask
 
 
 def _cpu() -> float:
@@ -51,12 +52,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _, w0, c0 = _timed(lambda: synthetic.make_grid(*synthetic.grid_shape(args.grid)))
-        _, w1, c1 = _timed(lambda: synthetic._land_mask(*synthetic.grid_shape(args.grid)))
+        _, w0, c0 = _timed(lambda: sample.make_grid(*sample.grid_shape(args.grid)))
+        _, w1, c1 = _timed(lambda: land_mask(*sample.grid_shape(args.grid)))
         print(f"grid + land mask (once per process): {w0 + w1:.2f} s wall, {c0 + c1:.2f} s CPU")
         for i, step in enumerate(("f024", "f025")):
             path, wall, cpu = _timed(
-                lambda step=step: synthetic.write_file(
+                lambda step=step: sample.write_file(
                     tmp / f"{step}.nc", args.product, "20260708", step, grid=args.grid
                 )
             )
@@ -68,7 +69,7 @@ def main() -> None:
         print(f"ratio generator/baseline: {wall / bw:.2f} wall, {cpu / bc:.2f} CPU")
         legacy, lw, _ = (
             _timed(
-                lambda: synthetic.write_file(
+                lambda: sample.write_file(
                     tmp / "l.nc", args.product, "20150701", "f001", grid=args.grid, legacy=True
                 )
             )

@@ -1,7 +1,7 @@
 """Benchmark: how fast the SST viewer answers, driven programmatically on full-size files.
 
 On a sample day of full-size (4500 x 3298) real-format prog files written by
-``rtofs_lib.testing.synthetic`` (or ``--archive``), one
+``rtofs_lib.testing.sample`` (or ``--archive``), one
 :class:`rtofs_lib.notebook.viewers.SSTViewer` is
 driven the way a person drives it, and each widget change is timed until the new PNG is
 in the Image widget:
@@ -105,14 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     from rtofs_lib.fields import netcdf
     from rtofs_lib.maps import render
     from rtofs_lib.notebook import viewers
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
         tmp = Path(tmp)
         archive = args.archive
         if archive is None:
             archive = tmp / "archive"
-            t = timed(lambda: synthetic.write_sample(archive, args.date, steps=args.steps,
+            t = timed(lambda: sample.write_sample(archive, args.date, steps=args.steps,
                                                      grid=args.grid))  # fmt: skip
             print(f"wrote sample day {args.date} ({args.steps}, grid {args.grid}) in {t:.1f} s")
         cache = args.cache or tmp / "cache"

@@ -43,20 +43,20 @@ def _isolated_rtofs_env(monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_day(tmp_path_factory) -> Path:
     """An archive with one small-grid day of prog files (a few steps); returns the archive root."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path_factory.mktemp("archive-small")
-    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f003", grid="small")
+    sample.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f003", grid="small")
     return archive
 
 
 @pytest.fixture(scope="session")
 def full_prog_file(tmp_path_factory) -> Path:
     """One full-size (4500x3298) real-format prog file."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path_factory.mktemp("archive-full")
-    (path,) = synthetic.write_sample(archive, SAMPLE_DATE, steps="f024", grid="full")
+    (path,) = sample.write_sample(archive, SAMPLE_DATE, steps="f024", grid="full")
     return path
 
 
@@ -74,17 +74,17 @@ def product_files(tmp_path_factory) -> dict[str, Path]:
     Keys are product codes and ``"legacy"`` (``rtofs_glo_2ds_f001_1hrly_prog.nc``).
     """
     from rtofs_lib.fetch import names
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     folder = tmp_path_factory.mktemp("archive-products") / names.day_folder(SAMPLE_DATE)
     files = {}
     for product in names.PRODUCTS:
         step = names.steps_for(product)[-1] if product in names.PRODUCTS_3DZ_6HRLY else "f024"
-        files[product] = synthetic.write_file(
+        files[product] = sample.write_file(
             folder / names.compose_name(product, step), product, SAMPLE_DATE, step, grid="small"
         )
     legacy = names.compose_name("prog", "f001", cadence="1hrly")
-    files["legacy"] = synthetic.write_file(
+    files["legacy"] = sample.write_file(
         folder / legacy, "prog", SAMPLE_DATE, "f001", grid="small", legacy=True
     )
     return files
@@ -93,9 +93,9 @@ def product_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def small_grid() -> tuple:
     """``(lat, lon)`` of the small synthetic grid with the fold row dropped (raw longitudes)."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
-    lat, lon = synthetic.make_grid(*synthetic.GRIDS["small"])
+    lat, lon = sample.make_grid(*sample.GRIDS["small"])
     return lat[:-1], lon[:-1]
 
 
@@ -111,9 +111,9 @@ def render_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def render_grid():
     """``(lat, lon)`` of the small synthetic grid, fold row included (as written to files)."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
-    return synthetic.make_grid(*synthetic.GRIDS["small"])
+    return sample.make_grid(*sample.GRIDS["small"])
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +123,7 @@ def write_prog(tmp_path_factory, render_grid):
     ``f`` gets the 2-D grid coordinates with longitudes wrapped into [-180, 180).
     """
     from rtofs_lib.fetch import names
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     root = tmp_path_factory.mktemp("render-files")
     lat, lon = render_grid
@@ -133,7 +133,7 @@ def write_prog(tmp_path_factory, render_grid):
     def write(f, step: str = "f024", **extra) -> Path:
         folder = root / f"{next(counter)}" / names.day_folder(SAMPLE_DATE)
         fields = {"sst": f(lat.astype("float64"), wrapped).astype("float32"), **extra}
-        return synthetic.write_file(
+        return sample.write_file(
             folder / names.compose_name("prog", step), "prog", SAMPLE_DATE, step, fields=fields
         )
 
@@ -151,11 +151,11 @@ CRAWL_OLD_DATE = "20260707"
 @pytest.fixture(scope="session")
 def nomads_source(tmp_path_factory) -> Path:
     """A NOMADS-like tree written once: two days of small-grid prog files (real format)."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     root = tmp_path_factory.mktemp("nomads-src")
-    synthetic.write_sample(root, SAMPLE_DATE, steps=CRAWL_STEPS, grid="small")
-    synthetic.write_sample(root, CRAWL_OLD_DATE, steps="n024", grid="small")
+    sample.write_sample(root, SAMPLE_DATE, steps=CRAWL_STEPS, grid="small")
+    sample.write_sample(root, CRAWL_OLD_DATE, steps="n024", grid="small")
     return root
 
 
@@ -291,10 +291,10 @@ def spark_master(request) -> str:
 @pytest.fixture(scope="session")
 def spark_day(tmp_path_factory) -> Path:
     """An archive with one small-grid day of 12 prog files (n024, f000-f010); returns the root."""
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path_factory.mktemp("archive-spark")
-    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f010", grid="small")
+    sample.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f010", grid="small")
     return archive
 
 
@@ -580,12 +580,12 @@ def viewer_archive(tmp_path_factory) -> Path:
 
     Day B's f024–f027 are valid at the same times as SAMPLE_DATE's n024, f001–f003.
     """
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path_factory.mktemp("archive-viewer")
-    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", products="prog,diag")
-    synthetic.write_sample(archive, SAMPLE_DATE, steps="n024,f024", products="3ztio")
-    synthetic.write_sample(archive, VIEWER_DATE_B, steps="n024,f001-f003,f024-f027")
+    sample.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", products="prog,diag")
+    sample.write_sample(archive, SAMPLE_DATE, steps="n024,f024", products="3ztio")
+    sample.write_sample(archive, VIEWER_DATE_B, steps="n024,f001-f003,f024-f027")
     return archive
 
 

@@ -181,10 +181,10 @@ def test_a_day_without_files_is_an_error_naming_the_folder(tmp_path):
 def test_worker_killed_mid_job_still_leaves_every_map(
     spark_cluster, spark_sessions, spark_cache, tmp_path
 ):
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path / "archive"
-    synthetic.write_sample(archive, SAMPLE_DATE, steps="f000-f023", grid="small")
+    sample.write_sample(archive, SAMPLE_DATE, steps="f000-f023", grid="small")
     spark = spark_sessions.get(spark_cluster.master_url)
     work.prepare_grid(
         next((archive / names.day_folder(SAMPLE_DATE)).glob("*.nc")), cache_dir=spark_cache
@@ -296,11 +296,11 @@ def test_driver_builds_the_missing_indices(spark_day, tmp_path, monkeypatch):
 
 
 def test_region_statistics_of_a_range_of_days(spark_sessions, spark_cache, tmp_path):
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path / "archive"
     for day in ("20260707", "20260708"):
-        synthetic.write_sample(archive, day, steps="f000-f001", grid="small")
+        sample.write_sample(archive, day, steps="f000-f001", grid="small")
     report = pipeline.run(
         dates=["20260707", "20260708"],
         archive=archive,
@@ -350,11 +350,11 @@ def stats_in(stems):
 
 
 def test_dashboard_lists_latest_day_first_with_linked_thumbnails(spark_cache, tmp_path):
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     archive = tmp_path / "archive"
     for day in ("20260707", "20260708"):
-        synthetic.write_sample(archive, day, steps="f000-f002", grid="small")
+        sample.write_sample(archive, day, steps="f000-f002", grid="small")
     pipeline.run(
         dates=["20260707", "20260708"],
         archive=archive,

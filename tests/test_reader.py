@@ -23,7 +23,7 @@ from rtofs_lib.errors import (
 )
 from rtofs_lib.fetch import names
 from rtofs_lib.fields import netcdf, reader
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample
 
 GLOBAL = ["prog", "diag", "ice", "3ztio", "3zsio", "3zuio", "3zvio", "legacy"]
 REGIONAL = ["US_east", "US_west", "alaska"]
@@ -93,12 +93,12 @@ def test_provenance_attrs_name_product_step_cycle_and_file(product_files):
 @pytest.fixture(scope="module")
 def land_file(tmp_path_factory):
     """A prog file whose sst has NaN (land) at known cells and known values elsewhere."""
-    ny, nx = synthetic.GRIDS["small"]
+    ny, nx = sample.GRIDS["small"]
     sst = np.linspace(-2, 32, ny * nx, dtype=np.float32).reshape(ny, nx)
     sst[10:20, 30:60] = np.nan
     sst[200, 7] = np.nan
     folder = tmp_path_factory.mktemp("land") / names.day_folder(SAMPLE_DATE)
-    path = synthetic.write_file(
+    path = sample.write_file(
         folder / "rtofs_glo_2ds_f024_prog.nc", "prog", SAMPLE_DATE, "f024", fields={"sst": sst}
     )
     return path, sst
@@ -178,7 +178,7 @@ TIME_CASES = [
 @pytest.mark.parametrize(("product", "step"), TIME_CASES, ids=[f"{p}-{s}" for p, s in TIME_CASES])
 def test_valid_time_matches_the_name(tmp_path, product, step):
     folder = tmp_path / names.day_folder(SAMPLE_DATE)
-    path = synthetic.write_file(
+    path = sample.write_file(
         folder / names.compose_name(product, step), product, SAMPLE_DATE, step
     )
     field = PRODUCT_FIELD[product]

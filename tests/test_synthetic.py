@@ -17,7 +17,9 @@ import pytest
 from conftest import SAMPLE_DATE
 
 from rtofs_lib.fetch import names
-from rtofs_lib.testing import synthetic
+from rtofs_lib.testing import sample
+from rtofs_lib.testing.sample.land import land_mask
+from rtofs_lib.testing.sample.structure import chunk_defaults, region_window
 
 FILL = np.float32(2.0**100)
 CDL_TYPES = {"double": "f8", "float": "f4", "int": "i4"}
@@ -127,7 +129,7 @@ def test_dimensions_match_the_cdl(cdl, product_files):
     with netCDF4.Dataset(product_files[_product(cdl)]) as ds:
         got = [(d.name, None if d.isunlimited() else len(d)) for d in ds.dimensions.values()]
     assert [n for n, _ in got] == [n for n, _ in want]
-    ny, nx = synthetic.GRIDS["small"]
+    ny, nx = sample.GRIDS["small"]
     sizes = {"Y": ny, "X": nx}
     assert got == [(n, sizes.get(n, s)) for n, s in want]
 
@@ -184,7 +186,7 @@ def test_default_chunk_rule_gives_the_real_chunks_at_full_size(cdl):
         unlimited = [dims[d] is None for d in var["dims"]]
         itemsize = np.dtype(var["dtype"]).itemsize
         want = dict(var["attrs"])["_ChunkSizes"][1]
-        assert synthetic._chunk_defaults(shape, unlimited, itemsize) == want, name
+        assert chunk_defaults(shape, unlimited, itemsize) == want, name
 
 
 @pytest.mark.parametrize(
@@ -197,9 +199,9 @@ def test_default_chunk_rule_gives_the_real_chunks_at_full_size(cdl):
     ids=["US_east", "US_west", "alaska"],
 )
 def test_regional_windows_have_the_real_shapes_and_chunks_at_full_size(product, shape, chunks):
-    rows, cols = synthetic._region_window(product, *synthetic.GRIDS["full"])
+    rows, cols = region_window(product, *sample.GRIDS["full"])
     assert (rows.stop - rows.start, cols.stop - cols.start) == shape[2:]
-    assert synthetic._chunk_defaults(shape, (True, False, False, False), 4) == chunks
+    assert chunk_defaults(shape, (True, False, False, False), 4) == chunks
 
 
 @pytest.mark.parametrize("product", names.PRODUCTS)
@@ -212,7 +214,7 @@ def test_every_variable_is_deflate_1_no_shuffle_little_endian(product, product_f
             assert (f["zlib"], f["complevel"], f["shuffle"]) == (True, 1, False), name
             assert var.endian() == "little", name
             unlimited = [ds.dimensions[d].isunlimited() for d in var.dimensions]
-            want = synthetic._chunk_defaults(var.shape, unlimited, var.dtype.itemsize)
+            want = chunk_defaults(var.shape, unlimited, var.dtype.itemsize)
             assert var.chunking() == list(want), name
 
 
@@ -255,7 +257,7 @@ def _data(ds, name):
 @pytest.mark.parametrize("product", names.PRODUCTS)
 def test_valid_range_is_the_first_level_data_range(product, product_files):
     with netCDF4.Dataset(product_files[product]) as ds:
-        for name in synthetic.variables(product):
+        for name in sample.variables(product):
             a = _data(ds, name)[0]
             first = a[0] if a.ndim == 3 else a
             ocean = first[first != FILL]
@@ -267,7 +269,7 @@ def test_valid_range_is_the_first_level_data_range(product, product_files):
 @pytest.mark.parametrize("product", names.PRODUCTS)
 def test_land_holds_the_fill_value_in_every_variable(product, product_files):
     with netCDF4.Dataset(product_files[product]) as ds:
-        lands = [_data(ds, n)[0] == FILL for n in synthetic.variables(product)]
+        lands = [_data(ds, n)[0] == FILL for n in sample.variables(product)]
     surface = [land[0] if land.ndim == 3 else land for land in lands]
     assert all((s == surface[0]).all() for s in surface)
     if product in names.PRODUCTS_2DS:
@@ -295,7 +297,7 @@ def test_depth_files_are_fill_below_the_sea_floor(product_files):
     with netCDF4.Dataset(product_files["3ztio"]) as ds:
         temp = _data(ds, "temperature")[0]
         depth = ds["Depth"][:]
-    assert depth.tolist() == list(synthetic.DEPTHS_3Z)
+    assert depth.tolist() == list(sample.DEPTHS_3Z)
     filled = (temp == FILL).reshape(len(depth), -1).mean(axis=1)
     assert (np.diff(filled) >= 0).all()  # once below the floor, below it deeper too
     assert filled[-1] > filled[0] + 0.2
@@ -346,7 +348,7 @@ GRID_SPECS = [("small", (330, 450)), ("full", (3298, 4500)), ("660x900", (660, 9
 
 @pytest.mark.parametrize(("spec", "shape"), GRID_SPECS, ids=[s for s, _ in GRID_SPECS])
 def test_grid_shape_reads_names_and_sizes(spec, shape):
-    assert synthetic.grid_shape(spec) == shape
+    assert sample.grid_shape(spec) == shape
 
 
 BAD_GRIDS = [("huge", "bad grid 'huge'"), ("5x5", "too small"), ("12by12", "NYxNX")]
@@ -354,13 +356,13 @@ BAD_GRIDS = [("huge", "bad grid 'huge'"), ("5x5", "too small"), ("12by12", "NYxN
 
 @pytest.mark.parametrize(("spec", "message"), BAD_GRIDS, ids=[s for s, _ in BAD_GRIDS])
 def test_bad_grid_spec_says_what_is_allowed(spec, message):
-    with pytest.raises(synthetic.SampleError, match=message):
-        synthetic.grid_shape(spec)
+    with pytest.raises(sample.SampleError, match=message):
+        sample.grid_shape(spec)
 
 
 @pytest.fixture(scope="module")
 def grid():
-    return synthetic.make_grid(*synthetic.GRIDS["small"])
+    return sample.make_grid(*sample.GRIDS["small"])
 
 
 def test_x_and_y_count_from_one(product_files):
@@ -397,7 +399,7 @@ def test_arctic_patch_is_curvilinear_with_two_poles_over_land(grid):
     q = fold.size // 4  # the fold runs pole - North Pole - pole and back
     ends = [int(np.argmin(fold[:q])), q + int(np.argmin(fold[q : 3 * q]))]
     assert (fold[ends] < 70).all()
-    land = synthetic._land_mask(*synthetic.GRIDS["small"])
+    land = land_mask(*sample.GRIDS["small"])
     assert land[-2, ends].all()
     assert np.abs((lon[-2, ends[0]] - lon[-2, ends[1]]) % 360 - 180) < 5  # opposite meridians
 
@@ -425,7 +427,7 @@ TIMES = [
 
 @pytest.mark.parametrize(("date", "step", "mt", "datenum"), TIMES, ids=[t[1] for t in TIMES])
 def test_mt_and_date_follow_the_valid_time(tmp_path, date, step, mt, datenum):
-    path = synthetic.write_file(tmp_path / "f.nc", "prog", date, step, grid="24x30")
+    path = sample.write_file(tmp_path / "f.nc", "prog", date, step, grid="24x30")
     with netCDF4.Dataset(path) as ds:
         assert ds["MT"][:].tolist() == pytest.approx([mt], abs=1e-9)
         assert ds["Date"][:].tolist() == pytest.approx([datenum], abs=1e-6)
@@ -456,9 +458,9 @@ def test_nowcast_n024_and_forecast_f000_are_the_same_time(small_day):
 
 
 def test_same_arguments_give_the_same_data(tmp_path):
-    a = synthetic.write_file(tmp_path / "a.nc", "prog", SAMPLE_DATE, "f003")
-    b = synthetic.write_file(tmp_path / "b.nc", "prog", SAMPLE_DATE, "f003")
-    c = synthetic.write_file(tmp_path / "c.nc", "prog", SAMPLE_DATE, "f003", seed=1)
+    a = sample.write_file(tmp_path / "a.nc", "prog", SAMPLE_DATE, "f003")
+    b = sample.write_file(tmp_path / "b.nc", "prog", SAMPLE_DATE, "f003")
+    c = sample.write_file(tmp_path / "c.nc", "prog", SAMPLE_DATE, "f003", seed=1)
     np.testing.assert_array_equal(_sst(a), _sst(b))
     assert not np.array_equal(_sst(a), _sst(c))
 
@@ -468,7 +470,7 @@ def test_field_overrides_are_written_exactly_with_nan_as_fill(tmp_path):
     sst = np.full((ny, nx), 12.5, dtype=np.float32)
     sst[5:9, 10:20] = np.nan
     sst[20, 30] = 31.0
-    path = synthetic.write_file(
+    path = sample.write_file(
         tmp_path / "f.nc", "prog", SAMPLE_DATE, "f024", grid=f"{ny}x{nx}", fields={"sst": sst}
     )
     with netCDF4.Dataset(path) as ds:
@@ -485,8 +487,8 @@ BAD_FIELDS = [
 
 @pytest.mark.parametrize(("fields", "message"), BAD_FIELDS, ids=["name", "shape"])
 def test_bad_field_override_names_the_problem(tmp_path, fields, message):
-    with pytest.raises(synthetic.SampleError, match=message):
-        synthetic.write_file(tmp_path / "f.nc", "prog", SAMPLE_DATE, "f024", grid="40x60",
+    with pytest.raises(sample.SampleError, match=message):
+        sample.write_file(tmp_path / "f.nc", "prog", SAMPLE_DATE, "f024", grid="40x60",
                              fields=fields)  # fmt: skip
 
 
@@ -494,7 +496,7 @@ def test_bad_field_override_names_the_problem(tmp_path, fields, message):
 
 
 def test_legacy_file_is_netcdf3_uncompressed_with_a_cadence_name(tmp_path, product_files):
-    (path,) = synthetic.write_sample(tmp_path, "20150701", steps="f001", legacy=True)
+    (path,) = sample.write_sample(tmp_path, "20150701", steps="f001", legacy=True)
     assert path.name == "rtofs_glo_2ds_f001_1hrly_prog.nc"
     with netCDF4.Dataset(path) as ds, netCDF4.Dataset(product_files["prog"]) as nc4:
         assert ds.data_model == "NETCDF3_CLASSIC"
@@ -510,7 +512,7 @@ def test_legacy_file_is_netcdf3_uncompressed_with_a_cadence_name(tmp_path, produ
 def test_legacy_prog_at_full_size_is_the_real_byte_size(tmp_path):
     """Header (from a small file) + full-size data = the 415,581,844 bytes of real files."""
     ny, nx = 60, 80
-    path = synthetic.write_file(tmp_path / "l.nc", "prog", "20150701", "f001",
+    path = sample.write_file(tmp_path / "l.nc", "prog", "20150701", "f001",
                                 grid=f"{ny}x{nx}", legacy=True)  # fmt: skip
 
     def data_bytes(ny, nx):  # Y, X, Layer, Latitude, Longitude; MT, Date + 5 fields per record
@@ -521,15 +523,15 @@ def test_legacy_prog_at_full_size_is_the_real_byte_size(tmp_path):
 
 
 def test_legacy_3d_files_are_refused(tmp_path):
-    with pytest.raises(synthetic.SampleError, match="only for 2-D products"):
-        synthetic.write_file(tmp_path / "f.nc", "3ztio", SAMPLE_DATE, "f024", legacy=True)
+    with pytest.raises(sample.SampleError, match="only for 2-D products"):
+        sample.write_file(tmp_path / "f.nc", "3ztio", SAMPLE_DATE, "f024", legacy=True)
 
 
 # --- write_sample ------------------------------------------------------------------------------
 
 
 def test_write_sample_expands_steps_per_product(tmp_path):
-    paths = synthetic.write_sample(
+    paths = sample.write_sample(
         tmp_path, SAMPLE_DATE, steps="n024,f000-f006", products="prog,3ztio,US_east", grid="24x30"
     )
     assert [p.name for p in paths] == [
@@ -551,12 +553,12 @@ def test_write_sample_leaves_no_temporary_files(small_day):
 
 def test_a_step_no_product_publishes_is_an_error(tmp_path):
     with pytest.raises(names.NotRtofsNameError, match="f001"):
-        synthetic.write_sample(tmp_path, SAMPLE_DATE, steps="f001", products="3ztio")
+        sample.write_sample(tmp_path, SAMPLE_DATE, steps="f001", products="3ztio")
 
 
 def test_regional_file_has_40_levels_four_variables_and_no_modulo(product_files):
     with netCDF4.Dataset(product_files["US_east"]) as ds:
-        assert ds["Depth"][:].tolist() == list(synthetic.DEPTHS_HVR)
+        assert ds["Depth"][:].tolist() == list(sample.DEPTHS_HVR)
         assert list(ds.variables)[-4:] == ["u", "v", "temperature", "salinity"]
         assert "modulo" not in ds["Longitude"].ncattrs()
         assert ds.history == "archv2ncdf3z"

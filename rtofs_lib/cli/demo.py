@@ -37,7 +37,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from rtofs_lib.cli.run import print_progress
     from rtofs_lib.fetch import catalog, names
     from rtofs_lib.jobs import pipeline
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing import sample
 
     out = Path(args.out).expanduser().resolve()
     archive, maps, cache = out / "archive", out / "maps", out / "cache"
@@ -47,7 +47,7 @@ def run_demo(args: argparse.Namespace) -> int:
     missing = [s for s in steps if s not in present]
     if missing:
         print(f"writing {len(missing)} sample files ({args.grid} grid) into {archive} ...")
-        synthetic.write_sample(archive, date, steps=",".join(missing), grid=args.grid)
+        sample.write_sample(archive, date, steps=",".join(missing), grid=args.grid)
     report = pipeline.run(
         date,
         archive=archive,

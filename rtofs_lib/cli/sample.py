@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _grid(text: str) -> str:
-    from rtofs_lib.testing.synthetic import SampleError, grid_shape
+    from rtofs_lib.testing import SampleError, grid_shape
 
     try:
         grid_shape(text)
@@ -69,20 +69,20 @@ def run(args: argparse.Namespace) -> int:
     """Write the files and print their paths; 2 for a bad step or product spec."""
     from rtofs_lib.fetch import names
     from rtofs_lib.status import ExitStatus
-    from rtofs_lib.testing import synthetic
+    from rtofs_lib.testing.sample import SampleError, steps_by_product, write_sample
 
     try:
         products = names.expand_products(args.products)
-        synthetic.steps_by_product(args.steps, products)
+        steps_by_product(args.steps, products)
         if args.legacy and any(names.family(p) != "2ds" for p in products):
-            raise synthetic.SampleError(
+            raise SampleError(
                 "--legacy exists only for 2-D products (prog, diag, ice); "
                 "drop it or choose --products prog,diag,ice"
             )
-    except (names.NotRtofsNameError, synthetic.SampleError) as e:
+    except (names.NotRtofsNameError, SampleError) as e:
         print(f"rtofs sample: error: {e}", file=sys.stderr)
         return ExitStatus.USAGE
-    paths = synthetic.write_sample(
+    paths = write_sample(
         args.dest,
         args.date,
         steps=args.steps,

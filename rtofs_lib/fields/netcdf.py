@@ -9,8 +9,8 @@ on land (``_FillValue`` = 2**100) and the tripolar fold row dropped on the globa
 Examples
 --------
 >>> import tempfile
->>> from rtofs_lib.testing import synthetic
->>> path = synthetic.write_file(tempfile.mkdtemp() + "/rtofs_glo_2ds_f006_prog.nc",
+>>> from rtofs_lib.testing import sample
+>>> path = sample.write_file(tempfile.mkdtemp() + "/rtofs_glo_2ds_f006_prog.nc",
 ...                             "prog", "20260708", "f006", grid="12x12")
 >>> sst = read_field(path, "sst")
 >>> sst.values.shape, sst.step, str(sst.valid_time)
@@ -457,8 +457,8 @@ def read_point(
     Examples
     --------
     >>> import tempfile
-    >>> from rtofs_lib.testing import synthetic
-    >>> path = synthetic.write_file(tempfile.mkdtemp() + "/rtofs_glo_2ds_f006_prog.nc",
+    >>> from rtofs_lib.testing import sample
+    >>> path = sample.write_file(tempfile.mkdtemp() + "/rtofs_glo_2ds_f006_prog.nc",
     ...                             "prog", "20260708", "f006", grid="12x12")
     >>> read_point(path, "sst", 5, 5) == float(read_field(path, "sst").values[5, 5])
     True

@@ -20,9 +20,9 @@ file and says what is wrong: :class:`~rtofs_lib.errors.NotNetCDFError`,
 Examples
 --------
 >>> import tempfile
->>> from rtofs_lib.testing import synthetic
+>>> from rtofs_lib.testing import sample
 >>> archive = tempfile.mkdtemp()
->>> _ = synthetic.write_sample(archive, "20260708", steps=["f006", "f012"], grid="12x12")
+>>> _ = sample.write_sample(archive, "20260708", steps=["f006", "f012"], grid="12x12")
 >>> sst = open_file(archive + "/rtofs.20260708/rtofs_glo_2ds_f006_prog.nc", "sst")
 >>> sst.dims, sst.attrs["step"]
 (('time', 'y', 'x'), 'f006')

@@ -25,9 +25,9 @@ never coarser than ``low``.
 Examples
 --------
 >>> import tempfile
->>> from rtofs_lib.testing import synthetic
+>>> from rtofs_lib.testing import sample
 >>> tmp = tempfile.mkdtemp()
->>> path = synthetic.write_file(tmp + "/rtofs_glo_2ds_f024_prog.nc", "prog", "20260708", "f024")
+>>> path = sample.write_file(tmp + "/rtofs_glo_2ds_f024_prog.nc", "prog", "20260708", "f024")
 >>> [p.name for p in render_file(path, tmp + "/maps", sizes=["low"], cache_dir=tmp + "/cache")]
 ['sst.low.png']
 """

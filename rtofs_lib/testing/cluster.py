@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from rtofs_lib.atomic import atomic_path
 from rtofs_lib.errors import RtofsError
 
 _WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -92,8 +93,10 @@ class LocalCluster:
         lines = ["spark.ui.enabled false", "spark.worker.cleanup.enabled false"]
         if self.secret is not None:
             lines += ["spark.authenticate true", f"spark.authenticate.secret {self.secret}"]
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o600)
+        with atomic_path(path) as tmp:  # private before the secret is in it
+            tmp.touch(0o600)
+            tmp.chmod(0o600)
+            tmp.write_text("\n".join(lines) + "\n")
         return path
 
     def _env(self, local_dir: Path) -> dict[str, str]:

@@ -6,12 +6,11 @@ It serves a local archive (``ROOT/rtofs.YYYYMMDD/<name>.nc``) the way NOMADS doe
     http://127.0.0.1:PORT/pub/data/nccf/com/rtofs/prod/rtofs.YYYYMMDD/  Apache fancy index
     http://127.0.0.1:PORT/pub/data/nccf/com/rtofs/prod/rtofs.YYYYMMDD/ls-l
 
-Index pages copy the real ``mod_autoindex`` format byte for byte in layout (see
-``shared/rtofs/nomads_listing_rtofs.20260708.html``): name column as wide as the longest
-name plus one, ``DD-Mon-YYYY HH:MM`` dates in UTC, ``apr_strfsize`` sizes (``60K``,
-``149M``, ``3.1G``). Files are served with ``Content-Length``, ``Last-Modified``, an
-Apache-style ``ETag``, ``Accept-Ranges`` and single ``Range``/``If-Range`` requests; HEAD
-works everywhere. Hidden names (starting with ``.``) are neither listed nor served.
+Index pages copy the real ``mod_autoindex`` format byte for byte in layout
+(:mod:`rtofs_lib.testing.autoindex`: :func:`index_page`, :func:`strfsize`). Files are
+served with ``Content-Length``, ``Last-Modified``, an Apache-style ``ETag``,
+``Accept-Ranges`` and single ``Range``/``If-Range`` requests; HEAD works everywhere.
+Hidden names (starting with ``.``) are neither listed nor served.
 
 Faults are injected for real on the socket: a connection cut mid-body, bursts of a status
 (503, 403 with ``Retry-After``, 429, 302), a wrong ``Content-Length``, a stalled body and
@@ -34,11 +33,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import email.utils
 import fnmatch
-import functools
-import html
 import os
 import re
 import socket
@@ -51,159 +47,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from rtofs_lib.testing.autoindex import index_page, ls_l_text, strfsize, strnatcmp
+
+__all__ = ["PREFIX", "Fault", "NomadsServer", "Request", "index_page", "ls_l_text", "strfsize",
+           "strnatcmp"]  # fmt: skip
+
 #: Path of the RTOFS production root on NOMADS.
 PREFIX = "/pub/data/nccf/com/rtofs/prod/"
-
-_HEAD = (
-    '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
-    "<html>\n"
-    " <head>\n"
-    "  <title>Index of {title}</title>\n"
-    ' <script>NS_CSM_td=0;NS_CSM_pd=0;NS_CSM_u="/clm10";NS_CSM_col="";</script>'
-    '<script type="text/javascript">function sendTimingInfoInit(){{setTimeout('
-    "sendTimingInfo,0)}}function sendTimingInfo(){{}}if(window.addEventListener)"
-    'window.addEventListener("load",sendTimingInfoInit,false);</script></head>\n'
-    " <body>\n"
-    "<h1>Index of {title}</h1>\n"
-)
-_TAIL = "<hr></pre>\n</body></html>\n"
-
-
-def strfsize(size: int) -> str:
-    """Return ``size`` as Apache's ``apr_strfsize`` prints it: four characters, binary units.
-
-    Examples
-    --------
-    >>> [strfsize(n) for n in (0, 512, 61440, 156237824, 3328599654, -1)]
-    ['  0 ', '512 ', ' 60K', '149M', '3.1G', '  - ']
-    """
-    if size < 0:
-        return "  - "
-    if size < 973:
-        return f"{size:3d} "
-    for unit in "KMGTPE":
-        remain = size & 1023
-        size >>= 10
-        if size >= 973:
-            continue
-        if size < 9 or (size == 9 and remain < 973):
-            remain = (remain * 5 + 256) // 512
-            if remain >= 10:
-                size, remain = size + 1, 0
-            return f"{size}.{remain}{unit}"
-        if remain >= 512:
-            size += 1
-        return f"{size:3d}{unit}"
-    return "****"  # pragma: no cover
-
-
-def index_page(
-    title: str, parent: str, entries: Iterable[tuple[str, float, int]], *, width: int | None = None
-) -> str:
-    """Return an Apache ``mod_autoindex`` page in the NOMADS layout.
-
-    Parameters
-    ----------
-    title
-        The URL path shown in the title and heading.
-    parent
-        Absolute href of the parent directory.
-    entries
-        ``(name, mtime, size)``; a name ending in ``/`` is a folder (size printed ``-``).
-    width
-        Name column width; default the longest name plus one (Apache ``NameWidth=*``).
-    """
-    rows = sorted(
-        entries,
-        key=functools.cmp_to_key(
-            lambda x, y: strnatcmp(x[0], y[0]) or (x[0] > y[0]) - (x[0] < y[0])
-        ),
-    )
-    if width is None:
-        width = max([len("Parent Directory"), *(len(n) for n, _, _ in rows)]) + 1
-    out = [_HEAD.format(title=html.escape(title))]
-    out.append(
-        "<pre>" + "Name".ljust(width) + "Last modified      Size  <hr>"
-        f'<a href="{html.escape(parent)}">Parent Directory</a>'
-        + " " * (width - len("Parent Directory") + 21)
-        + "-\n"
-    )
-    for name, mtime, size in rows:
-        when = dt.datetime.fromtimestamp(mtime, dt.UTC).strftime("%d-%b-%Y %H:%M")
-        shown = strfsize(-1 if name.endswith("/") else size)
-        line = f'<a href="{html.escape(name)}">{html.escape(name)}</a>'
-        line += " " * (width - len(name)) + when + "  " + shown
-        out.append(line.rstrip() + "\n")
-    out.append(_TAIL)
-    return "".join(out)
-
-
-def strnatcmp(a: str, b: str) -> int:
-    """Compare names as APR's ``apr_strnatcasecmp`` (Apache ``VersionSort IgnoreCase``).
-
-    Digit runs compare as numbers (``f11`` before ``f100``), except runs with a leading
-    zero, which compare digit by digit (``f024`` before ``f03``).
-    """
-    a0, b0 = a.upper() + "\0", b.upper() + "\0"  # IgnoreCase, as NOMADS sorts
-
-    def digit(c: str) -> bool:
-        return "0" <= c <= "9"
-
-    def compare_right(i: int, j: int) -> int:
-        bias = 0
-        while True:
-            ca, cb = a0[i], b0[j]
-            if not digit(ca) and not digit(cb):
-                return bias
-            if not digit(ca):
-                return -1
-            if not digit(cb):
-                return 1
-            if ca < cb and not bias:
-                bias = -1
-            elif ca > cb and not bias:
-                bias = 1
-            i, j = i + 1, j + 1
-
-    def compare_left(i: int, j: int) -> int:
-        while True:
-            ca, cb = a0[i], b0[j]
-            if not digit(ca) and not digit(cb):
-                return 0
-            if not digit(ca):
-                return -1
-            if not digit(cb):
-                return 1
-            if ca != cb:
-                return -1 if ca < cb else 1
-            i, j = i + 1, j + 1
-
-    i = j = 0
-    while True:
-        ca, cb = a0[i], b0[j]
-        if digit(ca) and digit(cb):
-            result = compare_left(i, j) if "0" in (ca, cb) else compare_right(i, j)
-            if result:
-                return result
-        if ca == "\0" and cb == "\0":
-            return 0
-        if ca != cb:
-            return -1 if ca < cb else 1
-        i, j = i + 1, j + 1
-
-
-def ls_l_text(entries: Iterable[tuple[str, float, int]]) -> str:
-    """Return a plain ``ls -l`` listing of ``(name, mtime, size)`` files, as NOMADS' ``ls-l``."""
-    rows = sorted(entries)
-    now = time.time()
-    lines = [f"total {sum(s for _, _, s in rows) // 1024}"]
-    sw = max([1, *(len(str(s)) for _, _, s in rows)])
-    for name, mtime, size in rows:
-        t = dt.datetime.fromtimestamp(mtime, dt.UTC)
-        recent = abs(now - mtime) < 180 * 86400
-        when = f"{t:%b} {t.day:2d} " + (f"{t:%H:%M}" if recent else f" {t:%Y}")
-        lines.append(f"-rw-r--r-- 1 nwprod rtofs {size:>{sw}d} {when} {name}")
-    return "\n".join(lines) + "\n"
 
 
 @dataclass
