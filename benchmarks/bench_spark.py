@@ -39,7 +39,7 @@ from rtofs_lib.testing.cluster import LocalCluster
 DATE = "20260708"
 
 
-def sample(archive: Path, n: int, grid: str) -> list[Path]:
+def sample_day(archive: Path, n: int, grid: str) -> list[Path]:
     steps = names.expand_steps("f000-f072", "prog")[:n]
     have = {p.name for p in catalog.day_files(archive, DATE)}
     missing = [s for s in steps if names.compose_name("prog", s) not in have]
@@ -85,7 +85,7 @@ def main() -> None:
 
     root = Path(args.data)
     archive, cache = root / "archive", root / "cache"
-    files = sample(archive, args.files, args.grid)
+    files = sample_day(archive, args.files, args.grid)
     t = time.perf_counter()
     work.prepare_grid(files[0], cache_dir=cache)
     print(f"grid index ready in {time.perf_counter() - t:.1f} s (built once, shared by all runs)")
