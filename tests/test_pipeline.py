@@ -19,7 +19,7 @@ from rtofs_lib.fields import grid as gridmod
 from rtofs_lib.fields import netcdf, regrid
 from rtofs_lib.fields.regions import REGIONS
 from rtofs_lib.jobs import dashboard, pipeline, stats, work
-from rtofs_lib.maps import render
+from rtofs_lib.maps.rasters import raster_for
 from rtofs_lib.status import ExitStatus
 
 N_FILES = 12  # spark_day: n024, f000-f010
@@ -92,7 +92,7 @@ def test_maps_have_the_render_sizes(spark_sessions, spark_day, spark_cache, tmp_
     report = run_job(spark_day, tmp_path, spark_cache, spark=spark_sessions.get("local[2]"))
     day = tmp_path / names.day_folder(SAMPLE_DATE)
     for size in ("low", "high"):
-        raster = render.raster_for(None, size)
+        raster = raster_for(None, size)
         with Image.open(day / report.results[0].stem / f"sst.{size}.png") as im:
             assert im.width >= raster.width and im.height >= raster.height
 
@@ -208,7 +208,7 @@ def test_worker_killed_mid_job_still_leaves_every_map(
     assert report.exit_status == 0 and len(report.rendered) == 24
     pngs = day_pngs(tmp_path / "maps")
     assert len(pngs) == 48
-    low = render.raster_for(None, "low")
+    low = raster_for(None, "low")
     assert all(a.ndim == 2 and a.shape[1] >= low.width for a in pngs.values())
 
 
@@ -292,7 +292,7 @@ def test_driver_builds_the_missing_indices(spark_day, tmp_path, monkeypatch):
 
     indices = sorted(p.name for p in cache.glob("index-*.npy"))
     assert len(indices) == 2
-    assert all(render.raster_for(None, s).key in " ".join(indices) for s in ("low", "high"))
+    assert all(raster_for(None, s).key in " ".join(indices) for s in ("low", "high"))
 
 
 def test_region_statistics_of_a_range_of_days(spark_sessions, spark_cache, tmp_path):
@@ -473,7 +473,7 @@ def test_region_gif_is_drawn_from_the_files(spark_day, spark_cache, tmp_path):
         maps=tmp_path,
         cache_dir=spark_cache,
     )
-    glob = render.raster_for(None, "low")
+    glob = raster_for(None, "low")
     with Image.open(out) as gif:
         assert gif.n_frames == N_FILES
         assert gif.size != (glob.width, glob.height)

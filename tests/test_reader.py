@@ -178,9 +178,7 @@ TIME_CASES = [
 @pytest.mark.parametrize(("product", "step"), TIME_CASES, ids=[f"{p}-{s}" for p, s in TIME_CASES])
 def test_valid_time_matches_the_name(tmp_path, product, step):
     folder = tmp_path / names.day_folder(SAMPLE_DATE)
-    path = sample.write_file(
-        folder / names.compose_name(product, step), product, SAMPLE_DATE, step
-    )
+    path = sample.write_file(folder / names.compose_name(product, step), product, SAMPLE_DATE, step)
     field = PRODUCT_FIELD[product]
     expected = np.datetime64(names.valid_time(SAMPLE_DATE, step), "ns")
     assert reader.open_file(path, field)["time"].values[0] == expected

@@ -2,7 +2,7 @@
 
 Maps are decoded from the PNGs written to disk; the map area is found from its black
 frame, and pixels are looked up by latitude/longitude through the raster the map
-claims (:func:`rtofs_lib.maps.render.raster_for`).
+claims (:func:`rtofs_lib.maps.raster_for`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from rtofs_lib.errors import MissingVariableError
 from rtofs_lib.fetch import names
 from rtofs_lib.fields import netcdf, regrid
 from rtofs_lib.fields.grid import Grid
-from rtofs_lib.maps import render
+from rtofs_lib.maps import colors, render
+from rtofs_lib.maps.rasters import parse_region, raster_for
+from rtofs_lib.maps.styles import FIELDS
 
-STYLE = render.FIELDS["sst"]
+STYLE = FIELDS["sst"]
 SAMPLE_DATE = "20260708"  # as in conftest
 
 
@@ -66,13 +68,13 @@ def pixel(raster, lat, lon):
 
 
 def index_of(value, style=STYLE):
-    return int(render.quantise(np.array([value], np.float32), style.vmin, style.vmax)[0])
+    return int(colors.quantise(np.array([value], np.float32), style.vmin, style.vmax)[0])
 
 
 def expected_indices(raster, f, style=STYLE):
     """Palette indices of ``f(lat, lon)`` at the raster's pixel centres."""
     lat, lon = np.meshgrid(raster.lats(), raster.lons(), indexing="ij")
-    return render.quantise(f(lat, lon).astype(np.float32), style.vmin, style.vmax).astype(int)
+    return colors.quantise(f(lat, lon).astype(np.float32), style.vmin, style.vmax).astype(int)
 
 
 def render_one(path, out, cache, **kw):
@@ -101,7 +103,7 @@ def test_warm_patch_lands_at_its_pixel_on_the_low_map(write_prog, render_cache, 
     path = write_prog(warm_patch(30, -40))
     png = render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"]
     area = map_area(*decode(png))
-    raster = render.raster_for(None, "low")
+    raster = raster_for(None, "low")
     assert area.shape == (raster.height, raster.width)
     assert area[pixel(raster, 30, -40)] == index_of(30)
     for lat, lon in [(30, -70), (30, -10), (0, -40), (60, -40), (30, 140)]:
@@ -113,7 +115,7 @@ def test_north_is_up(write_prog, render_cache, tmp_path):
     area = map_area(
         *decode(render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"])
     )
-    raster = render.raster_for(None, "low")
+    raster = raster_for(None, "low")
     assert area[pixel(raster, 45, -150)] == index_of(30)
     assert area[pixel(raster, -45, -150)] == index_of(0)
 
@@ -124,12 +126,12 @@ def test_land_pixels_have_the_land_colour(write_prog, render_cache, tmp_path):
     )
     indices, pal = decode(render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"])
     area = map_area(indices, pal)
-    raster = render.raster_for(None, "low")
-    assert tuple(pal[area[pixel(raster, 20, 25)]]) == render.LAND_RGB
-    assert tuple(pal[area[pixel(raster, 20, 60)]]) != render.LAND_RGB
+    raster = raster_for(None, "low")
+    assert tuple(pal[area[pixel(raster, 20, 25)]]) == colors.LAND_RGB
+    assert tuple(pal[area[pixel(raster, 20, 60)]]) != colors.LAND_RGB
     # land is not a colour of the colormap
-    cmap = pal[: render.N_COLORS].astype(int)
-    assert np.abs(cmap - np.array(render.LAND_RGB)).sum(axis=1).min() > 30
+    cmap = pal[: colors.N_COLORS].astype(int)
+    assert np.abs(cmap - np.array(colors.LAND_RGB)).sum(axis=1).min() > 30
 
 
 def test_no_holes_or_smears_at_the_seam_the_dateline_or_in_the_arctic(
@@ -139,11 +141,11 @@ def test_no_holes_or_smears_at_the_seam_the_dateline_or_in_the_arctic(
     area = map_area(
         *decode(render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"])
     )
-    raster = render.raster_for(None, "low")
+    raster = raster_for(None, "low")
     lats = raster.lats()
     covered = lats > -78  # the grid ends at 78.64°S; north of it all is ocean here
     got = area[covered].astype(int)
-    assert not (got == render.LAND).any(), "land-coloured holes over an all-ocean field"
+    assert not (got == colors.LAND).any(), "land-coloured holes over an all-ocean field"
     want = expected_indices(raster, smooth)[covered]
     # nearest neighbour on the 0.8° small grid: a few palette steps at most
     assert np.abs(got - want).max() <= 4
@@ -157,8 +159,8 @@ def test_no_data_south_of_the_grid_is_drawn_as_land(write_prog, render_cache, tm
     path = write_prog(smooth)
     indices, pal = decode(render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"])
     area = map_area(indices, pal)
-    raster = render.raster_for(None, "low")
-    assert (area[raster.lats() < -79.5] == render.LAND).all()
+    raster = raster_for(None, "low")
+    assert (area[raster.lats() < -79.5] == colors.LAND).all()
 
 
 # --- regions -------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def test_region_crop_covers_the_box(write_prog, render_cache, tmp_path):
     path = write_prog(smooth)
     pngs = render_one(path, tmp_path, render_cache, sizes=("low",), region=box)
     area = map_area(*decode(pngs["sst.-60_-20_10_50.low.png"]))
-    raster = render.raster_for(box, "low")
+    raster = raster_for(box, "low")
     assert area.shape == (raster.height, raster.width)
     assert raster.lats()[0] < 50 < raster.lats()[0] + 0.1
     assert np.abs(area.astype(int) - expected_indices(raster, smooth)).max() <= 4
@@ -181,12 +183,12 @@ def test_dateline_crossing_box(write_prog, render_cache, tmp_path):
     area = map_area(*decode(render_one(path, tmp_path, render_cache, region=box, sizes=("low",))[
         "sst.160_-160_-20_20.low.png"
     ]))  # fmt: skip
-    raster = render.raster_for(box, "low")
+    raster = raster_for(box, "low")
     assert raster.lon_span == 40
     assert area[pixel(raster, 0, 175)] == index_of(30)
     assert area[pixel(raster, 0, -170)] == index_of(10)
     assert area[pixel(raster, 0, 165)] == index_of(10)
-    assert not (area == render.LAND).any()
+    assert not (area == colors.LAND).any()
 
 
 def test_high_map_is_native_resolution(write_prog, render_cache, tmp_path):
@@ -197,12 +199,12 @@ def test_high_map_is_native_resolution(write_prog, render_cache, tmp_path):
     high = map_area(*decode(pngs["sst.-100_60_0_60.high.png"]))
     assert low.shape == (562, 1500)  # 160° in 1500 px
     assert high.shape == (750, 2000)  # 160° x 60° at 0.08°
-    assert high[pixel(render.raster_for(box, "high"), 30, -40)] == index_of(30)
+    assert high[pixel(raster_for(box, "high"), 30, -40)] == index_of(30)
 
 
 def test_high_map_is_never_coarser_than_the_low_one():
     box = (-60.0, -20.0, 10.0, 50.0)  # small: the low map is already finer than 0.08°
-    assert render.raster_for(box, "high") == render.raster_for(box, "low")
+    assert raster_for(box, "high") == raster_for(box, "low")
 
 
 @pytest.mark.slow
@@ -212,7 +214,7 @@ def test_global_high_map_is_4500_pixels_wide(write_prog, render_cache, tmp_path)
         *decode(render_one(path, tmp_path, render_cache, sizes=("high",))["sst.high.png"])
     )
     assert area.shape == (2125, 4500)
-    assert area[pixel(render.raster_for(None, "high"), 30, -40)] == index_of(30)
+    assert area[pixel(raster_for(None, "high"), 30, -40)] == index_of(30)
 
 
 # --- the image -----------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ def test_png_is_palette_mode_with_the_field_palette(write_prog, render_cache, tm
     assert png == tmp_path / "rtofs_glo_2ds_f024_prog" / "sst.low.png"
     with Image.open(png) as im:
         assert im.format == "PNG" and im.mode == "P"
-        np.testing.assert_array_equal(decode(im)[1], render.palette("sst"))
+        np.testing.assert_array_equal(decode(im)[1], colors.palette("sst"))
 
 
 def test_decorations_colorbar_gradient_and_title(write_prog, render_cache, tmp_path):
@@ -232,17 +234,17 @@ def test_decorations_colorbar_gradient_and_title(write_prog, render_cache, tmp_p
     indices, pal = decode(render_one(path, tmp_path, render_cache, sizes=("low",))["sst.low.png"])
     area = map_area(indices, pal)
     h = area.shape[0]
-    map_top = next(r for r in range(indices.shape[0]) if (indices[r] == render.INK).sum() > 1000)
+    map_top = next(r for r in range(indices.shape[0]) if (indices[r] == colors.INK).sum() > 1000)
     below = indices[map_top + h + 2 :]
     # a row of the colorbar: the whole colormap, left to right, in one increasing run
-    bar_rows = [r for r in below if np.unique(r[r < render.N_COLORS]).size >= 200]
+    bar_rows = [r for r in below if np.unique(r[r < colors.N_COLORS]).size >= 200]
     assert bar_rows, "no colorbar gradient below the map"
-    run = bar_rows[0][bar_rows[0] < render.N_COLORS]
+    run = bar_rows[0][bar_rows[0] < colors.N_COLORS]
     assert (np.diff(run.astype(int)) >= 0).all() and run[0] == 0 and run[-1] == 239
     # text above the map (title, valid time) and below it (ticks, units)
     above = indices[:map_top]
-    assert ((above > render.BACKGROUND) & (above < render.INK + 1)).sum() > 500
-    assert (below > render.BACKGROUND).sum() > 500
+    assert ((above > colors.BACKGROUND) & (above < colors.INK + 1)).sum() > 500
+    assert (below > colors.BACKGROUND).sum() > 500
 
 
 def test_the_valid_time_text_changes_with_the_file(write_prog, render_cache, tmp_path):
@@ -263,9 +265,9 @@ def test_speed_is_computed_from_u_and_v(write_prog, render_cache, render_grid, t
     png = render_one(path, tmp_path, render_cache, fields=("speed",), sizes=("low",))
     indices, pal = decode(png["speed.low.png"])
     area = map_area(indices, pal)
-    raster = render.raster_for(None, "low")
-    assert area[pixel(raster, 0, -150)] == index_of(0.5, render.FIELDS["speed"])
-    np.testing.assert_array_equal(pal, render.palette("speed"))
+    raster = raster_for(None, "low")
+    assert area[pixel(raster, 0, -150)] == index_of(0.5, FIELDS["speed"])
+    np.testing.assert_array_equal(pal, colors.palette("speed"))
 
 
 def test_render_array_matches_map_indices(write_prog, render_cache):
@@ -276,12 +278,12 @@ def test_render_array_matches_map_indices(write_prog, render_cache):
     image = render.render_array(data.values, grid, field="sst", region=box)
     bare = render.map_indices(data.values, grid, field="sst", region=box)
     np.testing.assert_array_equal(map_area(*decode(image)), bare)
-    assert bare[pixel(render.raster_for(box, "low"), -20, 100)] == index_of(30)
+    assert bare[pixel(raster_for(box, "low"), -20, 100)] == index_of(30)
 
 
 def test_quantise_clips_and_marks_nan_as_land():
-    got = render.quantise(np.array([-50, -2, 14.9, 32, 99, np.nan], np.float32), -2, 32)
-    assert got.tolist() == [0, 0, 119, 239, 239, render.LAND]
+    got = colors.quantise(np.array([-50, -2, 14.9, 32, 99, np.nan], np.float32), -2, 32)
+    assert got.tolist() == [0, 0, 119, 239, 239, colors.LAND]
 
 
 @pytest.mark.parametrize(
@@ -290,7 +292,7 @@ def test_quantise_clips_and_marks_nan_as_land():
 )  # fmt: skip
 def test_bad_region_is_refused_with_the_expected_form(bad):
     with pytest.raises(ValueError, match=r"LON0,LON1,LAT0,LAT1|LAT0|longitudes"):
-        render.parse_region(bad)
+        parse_region(bad)
 
 
 def test_missing_field_names_the_file(write_prog, render_cache, tmp_path):

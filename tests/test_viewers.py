@@ -13,6 +13,9 @@ from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
 from rtofs_lib.fields import reader
 from rtofs_lib.maps import render
+from rtofs_lib.maps.colors import LAND, quantise
+from rtofs_lib.maps.decorations import map_box
+from rtofs_lib.maps.styles import FieldStyle
 from rtofs_lib.notebook import viewers
 
 
@@ -32,7 +35,7 @@ def png(data: bytes) -> Image.Image:
 
 def map_pixels(v: viewers.SSTViewer) -> np.ndarray:
     """Palette indices of the map area of the image shown."""
-    x, y, w, h = render.map_box(*v._view)
+    x, y, w, h = map_box(*v._view)
     return np.asarray(png(v.image.value))[y : y + h, x : x + w]
 
 
@@ -148,7 +151,7 @@ def test_colormap_and_range_change_the_colours(viewer):
     viewer.range.value = (10.0, 20.0)
     narrow = map_pixels(viewer)
     f = reader.read_field(viewer.last["path"], "sst")
-    style = render.FieldStyle("sst", "SST", ("sst",), 10.0, 20.0, "thermal", "°C")
+    style = FieldStyle("sst", "SST", ("sst",), 10.0, 20.0, "thermal", "°C")
     expected = render.map_indices(f.values, f.lat, f.lon, field=style, raster=viewer.raster())
     np.testing.assert_array_equal(narrow, expected)
     assert not np.array_equal(before, narrow)
@@ -217,8 +220,8 @@ def test_difference_of_a_day_with_itself_is_zero_everywhere(viewer):
     viewer.day_b.value = SAMPLE_DATE
     viewer.mode.value = "diff"
     pixels = map_pixels(viewer)
-    zero = render.quantise(np.float32([0.0]), -viewers.DIFF_SPAN["sst"], viewers.DIFF_SPAN["sst"])
-    assert set(np.unique(pixels)) <= {int(zero[0]), render.LAND}
+    zero = quantise(np.float32([0.0]), -viewers.DIFF_SPAN["sst"], viewers.DIFF_SPAN["sst"])
+    assert set(np.unique(pixels)) <= {int(zero[0]), LAND}
     viewer.day_b.value = VIEWER_DATE_B
     assert len(set(np.unique(map_pixels(viewer)))) > 2
 

@@ -47,15 +47,17 @@ def run_render(args: argparse.Namespace) -> int:
 
     from rtofs_lib.errors import RtofsError
     from rtofs_lib.maps import render
+    from rtofs_lib.maps.rasters import parse_region
+    from rtofs_lib.maps.styles import FIELDS
     from rtofs_lib.status import ExitStatus, RunStatus
 
     fields = tuple(args.field or ("sst",))
     sizes = ("low", "high") if args.size == "both" else (args.size,)
     try:
-        region = render.parse_region(args.region) if args.region else None
+        region = parse_region(args.region) if args.region else None
         for f in fields:
-            if f not in render.FIELDS:
-                raise ValueError(f"unknown field {f!r}; choose one of {', '.join(render.FIELDS)}")
+            if f not in FIELDS:
+                raise ValueError(f"unknown field {f!r}; choose one of {', '.join(FIELDS)}")
     except ValueError as e:
         print(f"rtofs render: error: {e}", file=sys.stderr)
         return ExitStatus.USAGE

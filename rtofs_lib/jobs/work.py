@@ -155,6 +155,7 @@ def render_one(task: Task) -> FileResult:
     """
     from rtofs_lib.jobs import stats
     from rtofs_lib.maps import render
+    from rtofs_lib.maps.styles import FieldStyle
 
     t0 = time.perf_counter()
     day = Path(task.day_maps)
@@ -163,7 +164,7 @@ def render_one(task: Task) -> FileResult:
     )
     rows: list[list[dict[str, Any]]] = []
 
-    def keep_stats(style: render.FieldStyle, data: Any, values: Any) -> None:
+    def keep_stats(style: FieldStyle, data: Any, values: Any) -> None:
         # the statistics field drawn as a map: compute its rows from the array just read
         if task.stats_field and not rows and style.name == task.stats_field:
             rows.append(

@@ -16,12 +16,19 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtofs_lib import config
+from rtofs_lib.atomic import atomic_path
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
+from rtofs_lib.maps import render
+from rtofs_lib.maps.rasters import parse_region
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 #: Widest frame written; larger maps are scaled down (GIFs of 4500-px frames are huge).
 MAX_WIDTH = 1200
@@ -51,16 +58,22 @@ def region_box(region: str | Sequence[float] | None) -> tuple[float, float, floa
     ------
     RtofsError
         For an unknown name or a malformed box; the message lists the known names.
+
+    Examples
+    --------
+    >>> region_box("160,-150,-10,20")
+    (160.0, -150.0, -10.0, 20.0)
+    >>> region_box("global") is None
+    True
     """
     from rtofs_lib.jobs import stats
-    from rtofs_lib.maps import render
 
     if region is None or region == "global":
         return None
     if isinstance(region, str) and region in stats.REGIONS:
         return stats.REGIONS[region].box
     try:
-        return render.parse_region(region)
+        return parse_region(region)
     except ValueError as e:
         raise RtofsError(
             f"unknown region {region!r}; use a name ({', '.join(stats.REGIONS)}) or "
@@ -77,7 +90,7 @@ def frames(
     maps: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-):
+) -> Iterator[PILImage.Image]:
     """Yield one RGB :class:`PIL.Image.Image` per step of the day, in step order.
 
     Raises
@@ -85,15 +98,11 @@ def frames(
     RtofsError
         If the day has no files.
     """
-    from PIL import Image
-
     from rtofs_lib.fetch import catalog
-    from rtofs_lib.fields import reader
-    from rtofs_lib.maps import render
 
     s = config.load()
     archive = Path(archive or s.archive).expanduser()
-    maps = Path(maps or s.maps).expanduser()
+    day = Path(maps or s.maps).expanduser() / names.day_folder(date)
     cache = Path(cache_dir or s.cache).expanduser()
     files = catalog.day_files(archive, date)
     if not files:
@@ -102,37 +111,79 @@ def frames(
             "with `rtofs crawl` or make a sample with `rtofs sample`"
         )
     box = region_box(region)
-    day = maps / names.day_folder(date)
-    grid = None
+    grid: list = []  # (lat, lon) of the first file read: the day's files share one grid
     for i, path in enumerate(files, 1):
         png = render.output_path(day, path, field, "low")
         if box is None and png.exists() and png.stat().st_mtime >= path.stat().st_mtime:
-            with Image.open(png) as im:
-                image = im.convert("RGB")
+            image = _read_map(png)
         else:
-            data = reader.read_field(path, field, grid=grid is None)
-            if grid is None:
-                grid = (data.lat, data.lon)
-            image = render.render_array(
-                data.values,
-                grid[0],
-                grid[1],
-                field=field,
-                size="low",
-                region=box,
-                valid_time=data.valid_time,
-                step=data.step,
-                cache_dir=cache,
-            ).convert("RGB")
-        if image.width > MAX_WIDTH:
-            h = round(image.height * MAX_WIDTH / image.width)
-            image = image.resize((MAX_WIDTH, h), Image.Resampling.LANCZOS)
+            image = _draw_map(path, field, box, grid, cache)
         if progress:
             progress(i, len(files), path.name)
-        yield image
+        yield _fit(image)
 
 
-def animate(
+def _read_map(png: Path) -> PILImage.Image:
+    """A map the rendering job wrote, as RGB."""
+    from PIL import Image
+
+    with Image.open(png) as im:
+        return im.convert("RGB")
+
+
+def _draw_map(
+    path: Path, field: str, box: Sequence[float] | None, grid: list, cache: Path
+) -> PILImage.Image:
+    """Render ``field`` of ``path`` (low size, ``box`` or the globe) as RGB.
+
+    ``grid`` is empty for the first file (its lat/lon are read and kept there) and holds
+    ``(lat, lon)`` after, so later files read only their values.
+    """
+    from rtofs_lib.fields import reader
+
+    data = reader.read_field(path, field, grid=not grid)
+    if not grid:
+        grid.extend((data.lat, data.lon))
+    return render.render_array(
+        data.values,
+        grid[0],
+        grid[1],
+        field=field,
+        size="low",
+        region=box,
+        valid_time=data.valid_time,
+        step=data.step,
+        cache_dir=cache,
+    ).convert("RGB")
+
+
+def _fit(image: PILImage.Image) -> PILImage.Image:
+    """Scale ``image`` down to :data:`MAX_WIDTH` pixels wide (unchanged when narrower)."""
+    from PIL import Image
+
+    if image.width <= MAX_WIDTH:
+        return image
+    h = round(image.height * MAX_WIDTH / image.width)
+    return image.resize((MAX_WIDTH, h), Image.Resampling.LANCZOS)
+
+
+def _ffmpeg_for(out: Path, fps: float) -> str | None:
+    """Check the output format and frame rate; return ffmpeg for an MP4 (None for a GIF)."""
+    suffix = out.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise RtofsError(f"{out}: write the animation as .gif or .mp4")
+    ffmpeg = find_ffmpeg() if suffix == ".mp4" else None
+    if suffix == ".mp4" and ffmpeg is None:
+        raise RtofsError(
+            f"{out}: MP4 needs ffmpeg, which is not installed; write a .gif instead, or "
+            "install ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg)"
+        )
+    if fps <= 0:
+        raise RtofsError(f"fps must be positive, not {fps}")
+    return ffmpeg
+
+
+def animate(  # noqa: PLR0913 - keyword options, one per `rtofs animate` flag
     date: str | dt.date,
     out: str | Path,
     *,
@@ -169,17 +220,7 @@ def animate(
         For an unsupported suffix, MP4 without ffmpeg, or a day without files.
     """
     out = Path(out).expanduser()
-    suffix = out.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise RtofsError(f"{out}: write the animation as .gif or .mp4")
-    ffmpeg = find_ffmpeg() if suffix == ".mp4" else None
-    if suffix == ".mp4" and ffmpeg is None:
-        raise RtofsError(
-            f"{out}: MP4 needs ffmpeg, which is not installed; write a .gif instead, or "
-            "install ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg)"
-        )
-    if fps <= 0:
-        raise RtofsError(f"fps must be positive, not {fps}")
+    ffmpeg = _ffmpeg_for(out, fps)
     images = frames(
         date,
         field=field,
@@ -189,16 +230,11 @@ def animate(
         cache_dir=cache_dir,
         progress=progress,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{suffix}")
-    try:
-        if suffix == ".gif":
+    with atomic_path(out, suffix=out.suffix.lower()) as tmp:
+        if ffmpeg is None:
             _write_gif(list(images), tmp, fps)
         else:
-            _write_mp4(images, tmp, fps, ffmpeg)  # type: ignore[arg-type]
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+            _write_mp4(images, tmp, fps, ffmpeg)
     return out
 
 

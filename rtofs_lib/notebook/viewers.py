@@ -43,6 +43,9 @@ from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import catalog, names
 from rtofs_lib.fields import regrid
 from rtofs_lib.maps import render
+from rtofs_lib.maps.decorations import map_box
+from rtofs_lib.maps.rasters import parse_region, raster_for
+from rtofs_lib.maps.styles import FIELDS, FieldStyle
 
 __all__ = ["COLORMAPS", "DIFF_SPAN", "REGION_PRESETS", "PointSeries", "SSTViewer", "viewer"]
 
@@ -60,7 +63,7 @@ REGION_PRESETS: dict[str, tuple[float, float, float, float] | None] = {
 }
 CUSTOM = "Custom box"
 
-#: Fields offered, in menu order (keys of :data:`rtofs_lib.maps.render.FIELDS`).
+#: Fields offered, in menu order (keys of :data:`rtofs_lib.maps.FIELDS`).
 VIEW_FIELDS = ("sst", "sss", "ssh", "speed", "temperature", "salinity")
 
 #: Colormaps offered (cmocean first, then matplotlib's).
@@ -293,7 +296,7 @@ def _read_values(path: Path, field: str, depth: float | None) -> _Field:
 def _read_values_unlocked(path: Path, field: str, depth: float | None) -> _Field:
     from rtofs_lib.fields import reader
 
-    style = render.FIELDS[field]
+    style = FIELDS[field]
     first = reader.read_field(path, style.variables[0], depth=depth, grid=False)
     values = first.values
     if len(style.variables) == 2:
@@ -308,7 +311,7 @@ def _read_point(path: Path, field: str, depth: float | None, j: int, i: int) -> 
 
     from rtofs_lib.fields import reader
 
-    style = render.FIELDS[field]
+    style = FIELDS[field]
     reader.check_file(path)
     parts = []
     with _hdf5_lock(), netCDF4.Dataset(path, "r") as nc:
@@ -436,7 +439,7 @@ class SSTViewer(w.VBox):
                 f"{', '.join(days)}"
             )
         day_options = [(f"{names.parse_date(d):%Y-%m-%d}", d) for d in reversed(days)]
-        style = render.FIELDS[field]
+        style = FIELDS[field]
         span = style.vmax - style.vmin
 
         self.day = w.Dropdown(options=day_options, value=day, description="Day")
@@ -447,7 +450,7 @@ class SSTViewer(w.VBox):
         self.pair = w.ToggleButtons(options=PAIRINGS, value="valid", description="Pair by")
         self.pair.style.button_width = "auto"
         self.field = w.Dropdown(
-            options=[(render.FIELDS[f].title, f) for f in VIEW_FIELDS],
+            options=[(FIELDS[f].title, f) for f in VIEW_FIELDS],
             value=field,
             description="Field",
         )
@@ -548,7 +551,7 @@ class SSTViewer(w.VBox):
             self.region.value = region
             self.box.disabled = True
             return
-        box = render.parse_region(region)
+        box = parse_region(region)
         self.region.value = CUSTOM
         self.box.value = ",".join(f"{v:g}" for v in box)
         self.box.disabled = False
@@ -556,7 +559,7 @@ class SSTViewer(w.VBox):
     @property
     def product(self) -> str:
         """Product code whose files hold the selected field."""
-        return render.FIELDS[self.field.value].products
+        return FIELDS[self.field.value].products
 
     def files(self, date: str | None = None) -> dict[str, Path]:
         """Step → file of the selected field's product on ``date`` (default: the day shown)."""
@@ -611,19 +614,17 @@ class SSTViewer(w.VBox):
     def region_box(self) -> tuple[float, float, float, float] | None:
         """The box shown, or None for the globe."""
         if self.region.value == CUSTOM:
-            return render.parse_region(self.box.value)
+            return parse_region(self.box.value)
         return REGION_PRESETS[self.region.value]
 
     @property
     def depth_value(self) -> float | None:
         """Depth in metres for 3-D fields, None for surface fields."""
-        return (
-            self.depth.value if render.FIELDS[self.field.value].products.startswith("3z") else None
-        )
+        return self.depth.value if FIELDS[self.field.value].products.startswith("3z") else None
 
-    def style(self) -> render.FieldStyle:
+    def style(self) -> FieldStyle:
         """The field's style with the chosen colormap and range."""
-        base = render.FIELDS[self.field.value]
+        base = FIELDS[self.field.value]
         vmin, vmax = self.range.value
         if not vmax > vmin:
             vmax = vmin + 1e-6
@@ -631,7 +632,7 @@ class SSTViewer(w.VBox):
 
     def raster(self) -> regrid.Raster:
         """The raster of the map shown."""
-        return render.raster_for(self.region_box, self.size.value)
+        return raster_for(self.region_box, self.size.value)
 
     def _sync_steps(self, keep: str | None = None) -> None:
         steps = self.steps
@@ -645,7 +646,7 @@ class SSTViewer(w.VBox):
     def _sync_field(self, reset_style: bool = True) -> None:
         """Follow a field change: steps of its product, depth choices, default colours."""
         keep = self._shown_step
-        style = render.FIELDS[self.field.value]
+        style = FIELDS[self.field.value]
         three_d = style.products.startswith("3z")
         self.depth.layout.display = None if three_d else "none"
         if three_d:
@@ -767,8 +768,8 @@ class SSTViewer(w.VBox):
         """Wait for the background reads (for tests and benchmarks)."""
         self._cache.wait()
 
-    def _prerendered(self, path: Path, style: render.FieldStyle) -> Path | None:
-        base = render.FIELDS[style.name]
+    def _prerendered(self, path: Path, style: FieldStyle) -> Path | None:
+        base = FIELDS[style.name]
         if (style.cmap, style.vmin, style.vmax) != (base.cmap, base.vmin, base.vmax):
             return None
         depth = self.depth_value
@@ -784,7 +785,7 @@ class SSTViewer(w.VBox):
         )
         return png if png.is_file() else None
 
-    def _render(self, path: Path, style: render.FieldStyle, raster: regrid.Raster) -> bytes:
+    def _render(self, path: Path, style: FieldStyle, raster: regrid.Raster) -> bytes:
         f = self._field(path, self.field.value, self.depth_value)
         lat, lon, _ = self._grid(path, f.values.shape)
         image = render.render_array(
@@ -802,7 +803,7 @@ class SSTViewer(w.VBox):
                 f"{a.values.shape} / {b.values.shape}; cannot subtract them"
             )
         lat, lon, _ = self._grid(path_a, a.values.shape)
-        base = render.FIELDS[field]
+        base = FIELDS[field]
         half = DIFF_SPAN.get(field, (base.vmax - base.vmin) / 8)
         style = replace(
             base, title=f"{base.title} difference", vmin=-half, vmax=half, cmap="balance"
@@ -852,7 +853,7 @@ class SSTViewer(w.VBox):
         if not step:
             raise RtofsError(
                 f"{self.archive / names.day_folder(self.day.value)}: no {self.product} files; "
-                f"{render.FIELDS[field].title} lives in them (rtofs crawl --products "
+                f"{FIELDS[field].title} lives in them (rtofs crawl --products "
                 f"{self.product})"
             )
         style, raster = self.style(), self.raster()
@@ -877,7 +878,7 @@ class SSTViewer(w.VBox):
         pre = self._prerendered(path, style)
         if pre is not None:
             self.image.value = pre.read_bytes()
-            self._view = (render.FIELDS[style.name], raster)
+            self._view = (FIELDS[style.name], raster)
             source = "pre-rendered"
         else:
             self.image.value = self._render(path, style, raster)
@@ -897,7 +898,7 @@ class SSTViewer(w.VBox):
         if self._view is None:
             raise RtofsError("no map shown yet")
         style, raster = self._view
-        x0, y0, mw, mh = render.map_box(style, raster)
+        x0, y0, mw, mh = map_box(style, raster)
         col = ((lon - raster.lon0) % 360.0) / raster.lon_span * raster.width
         row = (raster.lat1 - lat) / (raster.lat1 - raster.lat0) * raster.height
         if not (0 <= col < mw and 0 <= row < mh):
@@ -917,7 +918,7 @@ class SSTViewer(w.VBox):
         if self._view is None:
             return None
         style, raster = self._view
-        x0, y0, mw, mh = render.map_box(style, raster)
+        x0, y0, mw, mh = map_box(style, raster)
         col, row = int(np.floor(x - x0)), int(np.floor(y - y0))
         if not (0 <= col < mw and 0 <= row < mh):
             self.status.value = "that click is off the map"
@@ -971,7 +972,7 @@ class SSTViewer(w.VBox):
             times=tuple(times[k] for k in order),
             values=np.array([values[k] for k in order], dtype=np.float32),
             field=field,
-            units=render.FIELDS[field].units,
+            units=FIELDS[field].units,
             depth=level_depth if level_depth is not None else depth,
         )
 
@@ -1001,7 +1002,7 @@ class SSTViewer(w.VBox):
             ax.axvline(current, color="0.6", lw=1, ls="--")
         depth = f" at {s.depth:g} m" if s.depth is not None else ""
         ax.set_title(
-            f"{render.FIELDS[s.field].title}{depth} at {s.grid_lat:.2f}°, {s.grid_lon:.2f}°",
+            f"{FIELDS[s.field].title}{depth} at {s.grid_lat:.2f}°, {s.grid_lon:.2f}°",
             fontsize="medium",
         )
         ax.set_ylabel(s.units)
@@ -1027,7 +1028,7 @@ class SSTViewer(w.VBox):
         boxes = list(REGION_PRESETS.values()) if regions else [None]
         for box in boxes:
             for size in sizes:
-                regrid.get_index(lat, lon, render.raster_for(box, size), self.cache_dir, key=key)
+                regrid.get_index(lat, lon, raster_for(box, size), self.cache_dir, key=key)
 
     def close(self) -> None:
         """Close the widgets and stop the read-ahead thread."""
