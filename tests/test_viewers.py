@@ -13,7 +13,7 @@ from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
 from rtofs_lib.fields import reader
 from rtofs_lib.maps import render
-from rtofs_lib.notebook import viewers
+from rtofs_lib.notebook import viewer as viewers
 
 
 @pytest.fixture
@@ -283,11 +283,11 @@ def test_pre_rendered_maps_are_shown_when_present(viewer):
 
 def test_next_steps_are_read_ahead(viewer):
     viewer.wait_prefetch()
-    misses = viewer._cache.misses
+    misses = viewer.source.cache.misses
     viewer.slider.value = 1
     viewer.wait_prefetch()
     viewer.slider.value = 2
-    assert viewer._cache.misses == misses
+    assert viewer.source.cache.misses == misses
 
 
 def test_day_change_keeps_the_step(viewer):
