@@ -45,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from rtofs_lib.fields import netcdf, reader, regrid
+    from rtofs_lib.fields.grid import Grid, clear_memory
     from rtofs_lib.testing import sample
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="rtofs-bench-"))
@@ -75,15 +76,16 @@ def main() -> None:
     shutil.rmtree(cache, ignore_errors=True)
     key = regrid.grid_key(lat, lon)
     t0 = time.perf_counter()
-    grid = regrid._build(lat, lon)
+    tree = regrid.build_tree(lat, lon)
     build = time.perf_counter() - t0
     t0 = time.perf_counter()
-    regrid._save_grid(cache / f"grid-{key}.npz", grid)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"grid-{key}.npz", "wb") as f:
+        tree.save(f)
     save = time.perf_counter() - t0
     print(f"tree build (cold, once per grid)   {build:7.3f} s")
     print(f"tree save to cache                 {save:7.3f} s")
-    regrid.clear_memory_cache()
-    load = best(lambda: regrid._load_grid(cache / f"grid-{key}.npz"))
+    load = best(lambda: regrid.load_tree(cache / f"grid-{key}.npz"))
     print(f"tree load from cache               {load:7.3f} s  {load / build:.2f}x of build")
     size_mb = (cache / f"grid-{key}.npz").stat().st_size / 1e6
     print(f"tree cache size                    {size_mb:7.0f} MB")
@@ -91,10 +93,10 @@ def main() -> None:
     for width in (1500, 4500):
         raster = regrid.Raster.global_(width)
         t0 = time.perf_counter()
-        index = regrid._query(grid, raster)
+        index = regrid.query(tree, raster)
         query = time.perf_counter() - t0
-        regrid.get_index(lat, lon, raster, cache_dir=cache, key=key)  # writes the index cache
-        regrid.clear_memory_cache()
+        Grid(lat, lon, key=key, cache_dir=cache).index(raster)  # writes the index cache
+        clear_memory()
         index_load = best(lambda r=raster: np.load(cache / f"index-{key}-{r.key}.npy"))
         gather = best(lambda i=index: regrid.apply(data.values, i), repeat=5)
         print(

@@ -2,7 +2,7 @@
 
 On a sample day of full-size (4500 x 3298) real-format prog files written by
 ``rtofs_lib.testing.sample`` (or ``--archive``), one
-:class:`rtofs_lib.notebook.viewers.SSTViewer` is
+:class:`rtofs_lib.notebook.viewer.SSTViewer` is
 driven the way a person drives it, and each widget change is timed until the new PNG is
 in the Image widget:
 
@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from rtofs_lib.fetch import catalog
     from rtofs_lib.fields import netcdf
+    from rtofs_lib.fields.grid import Grid
     from rtofs_lib.maps import render
-    from rtofs_lib.notebook import viewers
+    from rtofs_lib.notebook import viewer as viewers
+    from rtofs_lib.notebook.viewer import images
     from rtofs_lib.testing import sample
 
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
@@ -134,22 +136,22 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"viewer failed to open: {v.error}")
         t_prep = timed(v.prepare)
         v.wait_prefetch()
-        shape = v._field(files[0], "sst", None).values.shape
+        shape = v.source.field(files[0], "sst", None).values.shape
         print(f"{len(files)} files, grid {shape[1]}x{shape[0] + 1}; viewer opened in "
               f"{t_open:.1f} s, grid indices (globe + {len(viewers.REGION_PRESETS) - 1} "
               f"regions, low+high) ready in {t_prep:.1f} s (one-off per grid)")  # fmt: skip
         results.update(open_s=t_open, prepare_s=t_prep)
 
         # baseline: a step without the viewer's caches (read + render + encode)
-        lat, lon = netcdf.read_grid(files[0])
+        grid = Grid.of_file(files[0], cache)
         base = []
         for path in files:
 
             def one(path=path):
                 f = netcdf.read_field(path, "sst", grid=False)
-                img = render.render_array(f.values, lat, lon, field="sst", valid_time=f.valid_time,
-                                          step=f.step, cache_dir=cache)  # fmt: skip
-                viewers._png(img)
+                img = render.render_array(f.values, grid, field="sst", valid_time=f.valid_time,
+                                          step=f.step)  # fmt: skip
+                images.png_bytes(img)
 
             base.append(timed(one))
         rows = [summary("baseline: read + render + encode (no caches)", base)]
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows[1:4]:
             print(f"speed-up of {r['name']!r} over the baseline (p50): "
                   f"{base_p50 / r['p50_ms']:.1f}x")  # fmt: skip
-        print(f"read-ahead: {v._cache.hits} hits, {v._cache.misses} misses")
+        print(f"read-ahead: {v.source.cache.hits} hits, {v.source.cache.misses} misses")
         results["rows"] = rows
         results["numpy"] = np.__version__
         v.close()

@@ -176,7 +176,7 @@ def test_installed_kernel_namespace_has_idle_spark_library_and_viewers(started_k
     assert not errors, errors
     lines = out.splitlines()
     assert lines[0] == "LazySpark False None"
-    assert lines[1] == "rtofs_lib rtofs_lib.notebook.viewers SSTViewer rtofs_lib.fields.reader"
+    assert lines[1] == "rtofs_lib rtofs_lib.notebook.viewer SSTViewer rtofs_lib.fields.reader"
     assert lines[2] == f"{sys.executable} FALSE"
 
 

@@ -11,12 +11,13 @@ from PIL import Image
 
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
-from rtofs_lib.fields import reader
+from rtofs_lib.fields import netcdf
+from rtofs_lib.fields.grid import Grid
 from rtofs_lib.maps import render
 from rtofs_lib.maps.colors import LAND, quantise
 from rtofs_lib.maps.decorations import map_box
 from rtofs_lib.maps.styles import FieldStyle
-from rtofs_lib.notebook import viewers
+from rtofs_lib.notebook import viewer as viewers
 
 
 @pytest.fixture
@@ -80,8 +81,8 @@ def test_moving_the_slider_shows_the_next_step(viewer):
     assert "f002" in viewer.step_label.value
     assert "2026-07-08 02:00" in viewer.step_label.value
     # the map drawn is that step's field
-    f = reader.read_field(viewer.files()["f002"], "sst")
-    expected = render.map_indices(f.values, f.lat, f.lon, field="sst", raster=viewer.raster())
+    f = netcdf.read_field(viewer.files()["f002"], "sst")
+    expected = render.map_indices(f.values, Grid(f.lat, f.lon), field="sst", raster=viewer.raster())
     np.testing.assert_array_equal(map_pixels(viewer), expected)
 
 
@@ -92,8 +93,8 @@ def test_changing_the_field_draws_it_from_its_product(viewer):
     assert viewer.error == ""
     assert viewer.last["path"].name == "rtofs_glo_2ds_f001_diag.nc"
     assert viewer.image.value != before
-    f = reader.read_field(viewer.last["path"], "ssh")
-    expected = render.map_indices(f.values, f.lat, f.lon, field="ssh", raster=viewer.raster())
+    f = netcdf.read_field(viewer.last["path"], "ssh")
+    expected = render.map_indices(f.values, Grid(f.lat, f.lon), field="ssh", raster=viewer.raster())
     np.testing.assert_array_equal(map_pixels(viewer), expected)
 
 
@@ -105,9 +106,9 @@ def test_temperature_at_depth_offers_the_3dz_steps_and_levels(viewer):
     surface = viewer.image.value
     viewer.depth.value = 100.0
     assert viewer.image.value != surface
-    f = reader.read_field(viewer.last["path"], "temperature", depth=100.0)
+    f = netcdf.read_field(viewer.last["path"], "temperature", depth=100.0)
     expected = render.map_indices(
-        f.values, f.lat, f.lon, field="temperature", raster=viewer.raster()
+        f.values, Grid(f.lat, f.lon), field="temperature", raster=viewer.raster()
     )
     np.testing.assert_array_equal(map_pixels(viewer), expected)
 
@@ -115,10 +116,10 @@ def test_temperature_at_depth_offers_the_3dz_steps_and_levels(viewer):
 def test_current_speed_is_the_magnitude_of_u_and_v(viewer):
     viewer.field.value = "speed"
     path = viewer.last["path"]
-    u = reader.read_field(path, "u_velocity")
-    v = reader.read_field(path, "v_velocity", grid=False)
+    u = netcdf.read_field(path, "u_velocity")
+    v = netcdf.read_field(path, "v_velocity", grid=False)
     expected = render.map_indices(
-        np.hypot(u.values, v.values), u.lat, u.lon, field="speed", raster=viewer.raster()
+        np.hypot(u.values, v.values), Grid(u.lat, u.lon), field="speed", raster=viewer.raster()
     )
     np.testing.assert_array_equal(map_pixels(viewer), expected)
 
@@ -150,9 +151,9 @@ def test_colormap_and_range_change_the_colours(viewer):
     before = map_pixels(viewer)
     viewer.range.value = (10.0, 20.0)
     narrow = map_pixels(viewer)
-    f = reader.read_field(viewer.last["path"], "sst")
+    f = netcdf.read_field(viewer.last["path"], "sst")
     style = FieldStyle("sst", "SST", ("sst",), 10.0, 20.0, "thermal", "°C")
-    expected = render.map_indices(f.values, f.lat, f.lon, field=style, raster=viewer.raster())
+    expected = render.map_indices(f.values, Grid(f.lat, f.lon), field=style, raster=viewer.raster())
     np.testing.assert_array_equal(narrow, expected)
     assert not np.array_equal(before, narrow)
     indices = viewer.image.value
@@ -166,10 +167,10 @@ def test_click_shows_the_series_of_the_grid_point_under_the_pixel(viewer, viewer
     assert series is viewer.series
     # independent answer: the pixel centre's nearest grid point, read step by step
     files = viewer.files()
-    lat, lon = reader.read_grid(files["n024"])
+    lat, lon = netcdf.read_grid(files["n024"])
     j, i = nearest_grid_point(lat, lon, series.lat, series.lon)
     assert (series.j, series.i) == (j, i)
-    expected = [reader.read_field(files[s], "sst", grid=False).values[j, i] for s in files]
+    expected = [netcdf.read_field(files[s], "sst", grid=False).values[j, i] for s in files]
     np.testing.assert_array_equal(series.values, np.array(expected, np.float32))
     assert series.steps == ("n024", "f001", "f002", "f003")
     assert series.times[0] == names.valid_time(SAMPLE_DATE, "n024")
@@ -183,7 +184,7 @@ def test_click_series_at_depth_reads_that_level(viewer):
     series = viewer.click_lonlat(-30.0, 0.0)
     files = viewer.files()
     expected = [
-        reader.read_field(files[s], "temperature", depth=100.0, grid=False).values[
+        netcdf.read_field(files[s], "temperature", depth=100.0, grid=False).values[
             series.j, series.i
         ]
         for s in files
@@ -286,11 +287,11 @@ def test_pre_rendered_maps_are_shown_when_present(viewer):
 
 def test_next_steps_are_read_ahead(viewer):
     viewer.wait_prefetch()
-    misses = viewer._cache.misses
+    misses = viewer.source.cache.misses
     viewer.slider.value = 1
     viewer.wait_prefetch()
     viewer.slider.value = 2
-    assert viewer._cache.misses == misses
+    assert viewer.source.cache.misses == misses
 
 
 def test_day_change_keeps_the_step(viewer):

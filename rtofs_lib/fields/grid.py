@@ -196,6 +196,11 @@ class Grid:
         from rtofs_lib.fields import netcdf
 
         path = Path(path)
+        st = path.stat()
+        memo = ("file", str(path), st.st_mtime_ns, st.st_size)
+        known = MEMORY.get(memo)
+        if known is not None and known.cache_dir == (Path(cache_dir) if cache_dir else None):
+            return known
         sig, shape = _signature(path)
         digest = hashlib.blake2b(repr(sig).encode(), digest_size=10).hexdigest()
         note = Path(cache_dir) / f"gridsig-{digest}.txt" if cache_dir is not None else None
@@ -209,7 +214,7 @@ class Grid:
         MEMORY.put(("signature", sig), grid.key)
         if note is not None and MEMORY.get(("note", note)) is None:
             _write_note(note, grid.key)
-        return grid
+        return MEMORY.put(memo, grid)
 
     def coords(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lat, lon)`` float32 as stored (read once per process and grid)."""

@@ -477,6 +477,14 @@ def read_point(
     return float(_combine(field, parts)[0])
 
 
+def depths(path: str | Path) -> list[float]:
+    """Depth levels of a 3-D file in metres, top first ([] for a surface file)."""
+    with open_dataset(path) as nc:
+        if "Depth" not in nc.variables:
+            return []
+        return [float(d) for d in np.asarray(nc.variables["Depth"][:])]
+
+
 def read_grid(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(lat, lon)`` of ``path`` as stored (float32, raw longitudes), fold row dropped."""
     path = Path(path)

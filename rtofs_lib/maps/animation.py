@@ -1,7 +1,7 @@
 """Animations of a day's steps: GIF with Pillow, MP4 through ffmpeg when it is installed.
 
 Global frames reuse the day's low-resolution maps when the rendering job has made
-them; a region (a name from :data:`rtofs_lib.jobs.stats.REGIONS` or ``"LON0,LON1,LAT0,LAT1"``)
+them; a region (a name from :data:`rtofs_lib.fields.regions.REGIONS` or ``"LON0,LON1,LAT0,LAT1"``)
 is rendered from the archive files with :func:`rtofs_lib.maps.render.render_array`.
 
 Examples
@@ -24,6 +24,9 @@ from rtofs_lib import config
 from rtofs_lib.atomic import atomic_path
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
+from rtofs_lib.fields import netcdf
+from rtofs_lib.fields.grid import Grid
+from rtofs_lib.fields.regions import REGIONS
 from rtofs_lib.maps import render
 from rtofs_lib.maps.rasters import parse_region
 
@@ -66,17 +69,15 @@ def region_box(region: str | Sequence[float] | None) -> tuple[float, float, floa
     >>> region_box("global") is None
     True
     """
-    from rtofs_lib.jobs import stats
-
     if region is None or region == "global":
         return None
-    if isinstance(region, str) and region in stats.REGIONS:
-        return stats.REGIONS[region].box
+    if isinstance(region, str) and region in REGIONS:
+        return REGIONS[region].box
     try:
         return parse_region(region)
     except ValueError as e:
         raise RtofsError(
-            f"unknown region {region!r}; use a name ({', '.join(stats.REGIONS)}) or "
+            f"unknown region {region!r}; use a name ({', '.join(REGIONS)}) or "
             f"LON0,LON1,LAT0,LAT1 ({e})"
         ) from None
 
@@ -111,13 +112,12 @@ def frames(
             "with `rtofs crawl` or make a sample with `rtofs sample`"
         )
     box = region_box(region)
-    grid: list = []  # (lat, lon) of the first file read: the day's files share one grid
     for i, path in enumerate(files, 1):
         png = render.output_path(day, path, field, "low")
         if box is None and png.exists() and png.stat().st_mtime >= path.stat().st_mtime:
             image = _read_map(png)
         else:
-            image = _draw_map(path, field, box, grid, cache)
+            image = _draw_map(path, field, box, cache)
         if progress:
             progress(i, len(files), path.name)
         yield _fit(image)
@@ -131,29 +131,17 @@ def _read_map(png: Path) -> PILImage.Image:
         return im.convert("RGB")
 
 
-def _draw_map(
-    path: Path, field: str, box: Sequence[float] | None, grid: list, cache: Path
-) -> PILImage.Image:
-    """Render ``field`` of ``path`` (low size, ``box`` or the globe) as RGB.
-
-    ``grid`` is empty for the first file (its lat/lon are read and kept there) and holds
-    ``(lat, lon)`` after, so later files read only their values.
-    """
-    from rtofs_lib.fields import reader
-
-    data = reader.read_field(path, field, grid=not grid)
-    if not grid:
-        grid.extend((data.lat, data.lon))
+def _draw_map(path: Path, field: str, box: Sequence[float] | None, cache: Path) -> PILImage.Image:
+    """Render ``field`` of ``path`` (low size, ``box`` or the globe) as RGB."""
+    data = netcdf.read_field(path, field, grid=False)
     return render.render_array(
         data.values,
-        grid[0],
-        grid[1],
+        Grid.of_file(path, cache),
         field=field,
         size="low",
         region=box,
         valid_time=data.valid_time,
         step=data.step,
-        cache_dir=cache,
     ).convert("RGB")
 
 

@@ -28,7 +28,6 @@ PosixPath('/usr/local/share/jupyter/kernels/rtofs')
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import socket
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from rtofs_lib import atomic
 from rtofs_lib import config as rtofs_config
 from rtofs_lib.errors import RtofsError
 
@@ -246,12 +246,12 @@ def start(namespace: dict[str, Any]) -> None:
     except RtofsError as e:  # a bad settings file must not stop the kernel
         print(f"RTOFS kernel: {e}", file=sys.stderr)
     try:
-        from rtofs_lib.notebook import viewers
+        from rtofs_lib.notebook import viewer
     except ImportError as e:
         print(f"RTOFS kernel: viewers unavailable ({e}); pip install 'rtofs-lib[viewers]'")
     else:
-        namespace["viewer"] = viewers.viewer
-        namespace["SSTViewer"] = viewers.SSTViewer
+        namespace["viewer"] = viewer.viewer
+        namespace["SSTViewer"] = viewer.SSTViewer
 
 
 # --- the spec and its installer ----------------------------------------------------------------
@@ -367,33 +367,56 @@ def install(
     RtofsError
         If more than one location is chosen, or the folder cannot be written (says which).
     """
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if sum((bool(user), bool(sys_prefix), prefix is not None)) > 1:
-        raise RtofsError("choose one of --user, --sys-prefix and --prefix")
-    if sys_prefix:
-        prefix = sys.prefix
-    if config is None:
-        env_config = os.environ.get("RTOFS_CONFIG")
-        if env_config:
-            config = env_config
-        elif rtofs_config.SYSTEM_CONFIG.exists():
-            config = rtofs_config.SYSTEM_CONFIG
+    prefix = _install_prefix(user=user, sys_prefix=sys_prefix, prefix=prefix)
+    config = _default_config(config)
     spec = kernel_json(python, config=config, omp_threads=omp_threads, display_name=display_name)
     with tempfile.TemporaryDirectory(prefix="rtofs-kernel-") as tmp:
-        src = Path(tmp) / name
-        src.mkdir()
-        (src / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
-        (src / STARTUP_NAME).write_text(STARTUP_SOURCE)
-        try:
-            dest = KernelSpecManager().install_kernel_spec(
-                str(src), name, user=user, prefix=str(prefix) if prefix is not None else None
-            )
-        except PermissionError as e:
-            raise RtofsError(
-                f"cannot write the kernel into {e.filename or 'the system-wide Jupyter folder'}: "
-                "permission denied; run as root, or use --user / --sys-prefix / --prefix DIR"
-            ) from None
-    dest_path = Path(dest)
-    _chmod_tree(dest_path)
-    return dest_path
+        src = _write_spec(Path(tmp) / name, spec)
+        dest = _install_spec(src, name, user=user, prefix=prefix)
+    _chmod_tree(dest)
+    return dest
+
+
+def _install_prefix(
+    *, user: bool, sys_prefix: bool, prefix: str | Path | None
+) -> str | Path | None:
+    """The ``prefix`` to install into (None: the user's or the system-wide folder)."""
+    if sum((bool(user), bool(sys_prefix), prefix is not None)) > 1:
+        raise RtofsError("choose one of --user, --sys-prefix and --prefix")
+    return sys.prefix if sys_prefix else prefix
+
+
+def _default_config(config: str | Path | None) -> str | Path | None:
+    """``config``, else ``$RTOFS_CONFIG``, else the system settings file if it exists."""
+    if config is not None:
+        return config
+    env_config = os.environ.get("RTOFS_CONFIG")
+    if env_config:
+        return env_config
+    if rtofs_config.SYSTEM_CONFIG.exists():
+        return rtofs_config.SYSTEM_CONFIG
+    return None
+
+
+def _write_spec(folder: Path, spec: dict[str, Any]) -> Path:
+    """Write ``kernel.json`` and the start-up file into a new ``folder``; return it."""
+    folder.mkdir()
+    atomic.write_json(folder / "kernel.json", spec, indent=1)
+    atomic.write_text(folder / STARTUP_NAME, STARTUP_SOURCE)
+    return folder
+
+
+def _install_spec(src: Path, name: str, *, user: bool, prefix: str | Path | None) -> Path:
+    """Copy the spec folder ``src`` into Jupyter's kernels folder; return where it went."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    try:
+        dest = KernelSpecManager().install_kernel_spec(
+            str(src), name, user=user, prefix=str(prefix) if prefix is not None else None
+        )
+    except PermissionError as e:
+        raise RtofsError(
+            f"cannot write the kernel into {e.filename or 'the system-wide Jupyter folder'}: "
+            "permission denied; run as root, or use --user / --sys-prefix / --prefix DIR"
+        ) from None
+    return Path(dest)
