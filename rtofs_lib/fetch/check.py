@@ -168,6 +168,16 @@ def _classic_end(path: Path, version: int) -> int | None:
     return end
 
 
+def _require(path: Path, size: int, need: int | None, header: str, verb: str) -> None:
+    """Raise TruncatedFileError unless the file's ``size`` covers what its header ``need``s."""
+    if need is None:
+        raise TruncatedFileError(path, f"the {header} is cut short ({size} bytes in all)", REFETCH)
+    if size < need:
+        raise TruncatedFileError(
+            path, f"file has {size} bytes but its {header} {verb} {need}", REFETCH
+        )
+
+
 def check_file(path: str | Path) -> str:
     """Check that ``path`` is a complete netCDF file, from its bytes alone.
 
@@ -195,27 +205,11 @@ def check_file(path: str | Path) -> str:
     with open(path, "rb") as f:
         head = f.read(_HDF5_USERBLOCK_OFFSETS[-1] + 128)
     if head.startswith(_CDF_MAGIC) and len(head) >= 4 and head[3] in (1, 2, 5):
-        need = _classic_end(path, head[3])
-        if need is None:
-            raise TruncatedFileError(
-                path, f"the NETCDF3 header is cut short ({size} bytes in all)", REFETCH
-            )
-        if size < need:
-            raise TruncatedFileError(
-                path, f"file has {size} bytes but its NETCDF3 header needs {need}", REFETCH
-            )
+        _require(path, size, _classic_end(path, head[3]), "NETCDF3 header", "needs")
         return "classic"
     for base in _HDF5_USERBLOCK_OFFSETS:
         if head[base : base + 8] == _HDF5_MAGIC:
-            need = _hdf5_end(head, base)
-            if need is None:
-                raise TruncatedFileError(
-                    path, f"the HDF5 superblock is cut short ({size} bytes in all)", REFETCH
-                )
-            if size < need:
-                raise TruncatedFileError(
-                    path, f"file has {size} bytes but its HDF5 superblock says {need}", REFETCH
-                )
+            _require(path, size, _hdf5_end(head, base), "HDF5 superblock", "says")
             return "hdf5"
     if len(head) < len(_HDF5_MAGIC) and (
         _HDF5_MAGIC.startswith(head) or (_CDF_MAGIC.startswith(head[:3]) and len(head) < 4)

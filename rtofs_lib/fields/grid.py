@@ -173,12 +173,13 @@ class Grid:
             key = key or regrid.grid_key(lat, lon)
             shape = lat.shape
             MEMORY.put(("coords", key), (lat, lon), lat.nbytes + lon.nbytes)
+            load = lambda: (lat, lon)  # noqa: E731 - the arrays stay with this handle
         elif key is None or shape is None or load is None:
             raise ValueError("give lat and lon, or key, shape and load")
         self.key: str = key
         self.shape: tuple[int, int] = tuple(shape)  # type: ignore[assignment]
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._load = load
+        self._load: Callable[[], tuple[np.ndarray, np.ndarray]] = load
 
     def __repr__(self) -> str:
         return f"Grid(key={self.key!r}, shape={self.shape}, cache_dir={self.cache_dir})"
@@ -221,8 +222,6 @@ class Grid:
         with MEMORY.lock:
             coords = MEMORY.get(("coords", self.key))
             if coords is None:
-                if self._load is None:
-                    raise RuntimeError(f"{self}: its coordinates are no longer in memory")
                 lat, lon = self._load()
                 coords = MEMORY.put(("coords", self.key), (lat, lon), lat.nbytes + lon.nbytes)
             return coords
