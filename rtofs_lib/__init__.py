@@ -1,8 +1,11 @@
 """rtofs_lib: Global RTOFS ocean forecasts for a small research cluster.
 
-Read real-format files (:func:`open_file`, :func:`open_day`), render fast SST maps
-(:mod:`rtofs_lib.maps.render`), crawl NOMADS (:mod:`rtofs_lib.fetch.crawler`) and run the
-rendering job on Spark (:mod:`rtofs_lib.jobs.pipeline`).
+The package is laid out as the data flows (see ``docs/architecture.md``): :mod:`rtofs_lib.fetch`
+(names, the crawler, the archive), :mod:`rtofs_lib.fields` (reading files, the grid),
+:mod:`rtofs_lib.maps`, :mod:`rtofs_lib.jobs` (Spark), :mod:`rtofs_lib.notebook` (the kernel and the
+viewer), :mod:`rtofs_lib.hub`, :mod:`rtofs_lib.cli` and :mod:`rtofs_lib.testing`. The names most
+used in notebooks are here: :func:`open_file`, :func:`open_day`, :func:`parse_name`,
+:func:`compose_name`, :func:`valid_time`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from rtofs_lib import atomic
 from rtofs_lib.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,20 +63,13 @@ def publish(examples: str | Path, root: str | Path, group: str = "researchers") 
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
 
-    staging = root / ".examples.new"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = atomic.temporary_path(root / "examples")
     shutil.copytree(examples, staging, ignore=shutil.ignore_patterns(".*", "__pycache__"))
     for dirpath, _dirs, filenames in os.walk(staging):
         Path(dirpath).chmod(0o755)
         for name in filenames:
             (Path(dirpath) / name).chmod(0o444)
-    target = root / "examples"
-    old = root / ".examples.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    target = atomic.replace_tree(staging, root / "examples")
 
     collab = root / "collab"
     collab.mkdir(exist_ok=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from rtofs_lib import atomic
 from rtofs_lib.fetch import names
+from rtofs_lib.jobs.work import FileStatus
 
 #: The per-day listing inside ``maps/rtofs.YYYYMMDD/``.
 DAY_INDEX = "index.json"
@@ -69,7 +70,7 @@ def write_day_index(maps: str | Path, date: str | dt.date, results: Sequence[Any
     steps, failed, rows = [], [], []
     for r in results:
         parsed = names.parse_name(Path(r.path).name, date=cycle)
-        if r.status == "failed":
+        if r.status == FileStatus.FAILED:
             failed.append({"file": Path(r.path).name, "step": parsed.step, "error": r.error})
             continue
         steps.append(

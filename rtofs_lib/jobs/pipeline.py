@@ -36,11 +36,11 @@ from rtofs_lib.jobs.work import (
     FileResult,
     FileStatus,
     Task,
-    _prepare_any,
-    _read_stats,
     day_maps,
     is_done,
+    prepare_from_any,
     render_one,
+    saved_stats,
 )
 from rtofs_lib.status import ExitStatus, RunStatus
 
@@ -361,7 +361,7 @@ class _Job:
             raise RtofsError(f"{archive}: no prog files for {', '.join(days)}")
         self.todo = self.tasks if force else [t for t in self.tasks if not is_done(t)]
         done = [t for t in self.tasks if t not in self.todo]
-        self.skipped = [FileResult(t.path, FileStatus.SKIPPED, stats=_read_stats(t)) for t in done]
+        self.skipped = [FileResult(t.path, FileStatus.SKIPPED, stats=saved_stats(t)) for t in done]
         for i, r in enumerate(self.skipped, 1):
             if self.progress:
                 self.progress(r, i, len(self.tasks))
@@ -378,7 +378,7 @@ class _Job:
             self.cache.mkdir(parents=True, exist_ok=True)
             for d in {t.day_maps for t in self.todo}:
                 Path(d).mkdir(parents=True, exist_ok=True)
-            _prepare_any(self.todo, sizes=self.sizes, cache_dir=self.cache)
+            prepare_from_any(self.todo, sizes=self.sizes, cache_dir=self.cache)
             if session is not None:
                 results, retried = _run_spark(session, self.todo, self._shifted)
             else:

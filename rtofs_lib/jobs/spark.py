@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtofs_lib import config
+from rtofs_lib import atomic, config
 from rtofs_lib.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -257,9 +257,7 @@ def session(
     _make_scratch(local_dir)
     log4j = local_dir / "rtofs-log4j2.properties"
     if not log4j.exists() or log4j.read_text() != LOG4J2:
-        tmp = log4j.with_name(f".{log4j.name}.{os.getpid()}")
-        tmp.write_text(LOG4J2)
-        tmp.replace(log4j)
+        atomic.write_text(log4j, LOG4J2, fsync=False)
 
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are noise in the CLI
     builder = SparkSession.builder

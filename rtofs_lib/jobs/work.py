@@ -134,7 +134,8 @@ def is_done(task: Task) -> bool:
     return True
 
 
-def _read_stats(task: Task) -> list[dict[str, Any]]:
+def saved_stats(task: Task) -> list[dict[str, Any]]:
+    """The statistics rows a finished task saved beside its maps ([] when none)."""
     if not task.stats_field:
         return []
     p = Path(task.day_maps) / Path(task.path).stem / STATS_FILE
@@ -218,7 +219,7 @@ def prepare_grid(
     render.prepare(path, sizes=sizes, cache_dir=cache_dir, load=False)
 
 
-def _prepare_any(tasks: Sequence[Task], *, sizes: Sequence[str], cache_dir: Path) -> None:
+def prepare_from_any(tasks: Sequence[Task], *, sizes: Sequence[str], cache_dir: Path) -> None:
     """Prepare the grid from the first readable file (bad files are the tasks' to report)."""
     for t in tasks:
         try:
