@@ -352,7 +352,7 @@ def test_upgrading_rtofs_lib_rewrites_the_kernel_spec(cluster):
     # an upgrade in place: rtofs_lib reinstalled (its dependencies left as they are)
     run = run_playbook(
         "--tags", "rtofs", "--limit", "worker1",
-        "-e", "rtofs_package_state=forcereinstall",
+        "-e", "rtofs_venv_package_state=forcereinstall",
         "-e", "rtofs_pip_extra_args='--no-index --find-links /srv/wheelhouse --no-deps'",
     )  # fmt: skip
     assert run.rc == 0, run.tail()
