@@ -77,7 +77,7 @@ def publish(examples: str | Path, root: str | Path, group: str = "researchers") 
     collab.chmod(0o2775)
     readme = collab / "README.txt"
     if not readme.exists():
-        readme.write_text(COLLAB_README.format(group=group))
+        atomic.write_text(readme, COLLAB_README.format(group=group))
         os.chown(readme, -1, gid)
         readme.chmod(0o664)
     return target

@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from rtofs_lib import atomic
+
 UNITS = ("rtofs-crawl.service", "rtofs-crawl.timer", "rtofs-render.service")
 
 
@@ -80,7 +82,5 @@ def write_units(target: str | Path, **fields: str) -> list[Path]:
     """Write the rendered units into ``target`` (e.g. ``/etc/systemd/system``); return paths."""
     out = []
     for name, text in render_units(**fields).items():
-        path = Path(target) / name
-        path.write_text(text)
-        out.append(path)
+        out.append(atomic.write_text(Path(target) / name, text))
     return out
