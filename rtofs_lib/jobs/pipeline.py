@@ -11,9 +11,17 @@ The same code runs without Spark (``master="serial"``) for baselines and small m
 
 Examples
 --------
->>> report = run("20260708", archive="~/rtofs/archive", maps="~/rtofs/maps")  # doctest: +SKIP
->>> report.exit_status, len(report.rendered)  # doctest: +SKIP
-(0, 26)
+>>> import tempfile
+>>> from rtofs_lib.testing import sample
+>>> tmp = tempfile.mkdtemp()
+>>> _ = sample.write_sample(tmp + "/archive", "20260708", steps="f001,f002", grid="24x24")
+>>> report = run("20260708", archive=tmp + "/archive", maps=tmp + "/maps", master="serial",
+...              cache_dir=tmp + "/cache", sizes=["low"])
+>>> str(report.status), [str(r.status) for r in report.results]
+('complete', ['rendered', 'rendered'])
+>>> run("20260708", archive=tmp + "/archive", maps=tmp + "/maps", master="serial",
+...     cache_dir=tmp + "/cache", sizes=["low"]).exit_status  # a rerun repeats nothing
+<ExitStatus.OK: 0>
 """
 
 from __future__ import annotations

@@ -6,8 +6,13 @@ is rendered from the archive files with :func:`rtofs_lib.maps.render.render_arra
 
 Examples
 --------
->>> animate("20260708", "gulf.gif", region="gulf_stream")  # doctest: +SKIP
-PosixPath('gulf.gif')
+>>> import tempfile
+>>> from rtofs_lib.testing import sample
+>>> tmp = tempfile.mkdtemp()
+>>> _ = sample.write_sample(tmp + "/archive", "20260708", steps="f001,f002", grid="24x24")
+>>> animate("20260708", tmp + "/gulf.gif", region="gulf_stream", archive=tmp + "/archive",
+...         maps=tmp + "/maps", cache_dir=tmp + "/cache").name
+'gulf.gif'
 """
 
 from __future__ import annotations
