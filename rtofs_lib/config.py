@@ -64,11 +64,17 @@ class Settings:
     #: Size floors below which a listed file counts as still being written: ``auto`` (the
     #: real floors, on the NOMADS host only), ``off``, or e.g. ``prog=140M,diag=175M``.
     crawl_size_floor: str = "auto"
+    #: Seconds between two listings of ``rtofs crawl --follow`` (``60``, ``30s``, ``2m``).
+    crawl_follow_interval: str = "60s"
+    #: Checkpoint folder of ``rtofs stream`` (local disk of the driver's host is fine).
+    stream_checkpoint: Path = field(default_factory=lambda: _home() / "checkpoints" / "stream")
+    #: Seconds between two micro-batches of ``rtofs stream`` (how often it looks for new files).
+    stream_trigger: str = "1s"
     #: Days kept by ``rtofs prune``.
     keep_days: int = 10
 
 
-_PATH_KEYS = {"archive", "maps", "cache"}
+_PATH_KEYS = {"archive", "maps", "cache", "stream_checkpoint"}
 
 
 def _coerce(key: str, value: object, source: str) -> object:
