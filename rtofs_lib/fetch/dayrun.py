@@ -224,7 +224,8 @@ class DayRun:
             left = max(0.0, self.client.deadline - now)
             self.client.stop.wait(min(max(0.0, nxt - now), left, 1.0))
             return
-        done, _ = wait(self.running, timeout=0.5, return_when=FIRST_COMPLETED)
+        timeout = min(0.5, max(0.01, self.next_poll - now)) if self.follow else 0.5
+        done, _ = wait(self.running, timeout=timeout, return_when=FIRST_COMPLETED)
         for fut in done:
             t, started = self.running.pop(fut)
             try:
