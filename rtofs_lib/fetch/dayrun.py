@@ -373,7 +373,12 @@ class DayRun:
         self.pending.append(t)
 
     def _land(self, t: _Task, out: Outcome) -> None:
-        """Finish the landing of a file renamed into place: its manifest entry, then its record."""
+        """Finish the landing of a file renamed into place: its manifest entry, then its record.
+
+        A record is named by the content's hash: identical content fetched again (a listed
+        time that moved without new content) rewrites the same record, a new one for
+        ``rtofs stream`` only when the content is new.
+        """
         path = self.folder / t.name
         self.manifest["files"][t.name] = catalog.file_entry(
             path, sha256=out.sha256, fetched=out.landed, listed=t.entry.modified
