@@ -6,6 +6,8 @@ Each area keeps its fixtures in its own section below.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,30 @@ def nomads(nomads_source, tmp_path):
 
 
 @pytest.fixture
+def nomads_unpublished(nomads_source, tmp_path):
+    """The NOMADS-like server before NOAA publishes the sample day: only the older day is there.
+
+    Publish the day's files (:func:`sample_day_files`) with
+    :func:`rtofs_lib.testing.nomads.publish` into ``server.root``.
+    """
+    import shutil
+
+    from rtofs_lib.testing.nomads import NomadsServer
+
+    root = tmp_path / "nomads"
+    old = names.day_folder(CRAWL_OLD_DATE)
+    shutil.copytree(nomads_source / old, root / old)
+    with NomadsServer(root) as server:
+        yield server
+
+
+def sample_day_files(nomads_source: Path) -> list[Path]:
+    """The served sample day's files in publication order (step order)."""
+    folder = nomads_source / names.day_folder(SAMPLE_DATE)
+    return [folder / names.compose_name("prog", s) for s in names.expand_steps(CRAWL_STEPS)]
+
+
+@pytest.fixture
 def fast_crawl():
     """Crawl options with tiny delays and timeouts so fault tests do not really sleep."""
     from rtofs_lib.fetch.crawler import CrawlOptions
@@ -187,10 +213,24 @@ def fast_crawl():
         recheck_delay=0.05,
         max_pause=2.0,
         deadline=60.0,
+        follow_interval=0.1,
         size_floors="off",
         reserve_bytes=0,
         fsync=False,
         progress="log",
+    )
+
+
+def run_cli(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m rtofs_lib ARGS`` from the repository (``config``: an rtofs.toml)."""
+    env = {**os.environ, "RTOFS_CONFIG": str(config) if config else ""}
+    return subprocess.run(
+        [sys.executable, "-m", "rtofs_lib", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
 
 
