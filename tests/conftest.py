@@ -5,9 +5,13 @@ Each area keeps its fixtures in its own section below.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
