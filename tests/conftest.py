@@ -683,15 +683,16 @@ def kernel_env(monkeypatch, installed_kernel, tmp_path) -> dict[str, str]:
 # --- the live pipeline ---------------------------------------------------------------------------
 
 
-def land(archive: Path, source: Path, date: str = SAMPLE_DATE) -> Path:
-    """Land ``source`` in the archive as the crawler does: hidden copy, rename, record."""
+def land(archive: Path, source: Path, date: str = SAMPLE_DATE, name: str | None = None) -> Path:
+    """Land ``source`` (as ``name``) like the crawler: hidden copy, rename, landed record."""
     from rtofs_lib.fetch import catalog, landed
 
     day = catalog.day_dir(archive, date)
     day.mkdir(parents=True, exist_ok=True)
-    tmp = day / f".{source.name}.part"
+    name = name or source.name
+    tmp = day / f".{name}.part"
     shutil.copyfile(source, tmp)
-    dest = day / source.name
+    dest = day / name
     tmp.replace(dest)
     landed.write_record(archive, dest)
     return dest

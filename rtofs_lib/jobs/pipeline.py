@@ -40,6 +40,7 @@ from rtofs_lib import config
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
 from rtofs_lib.jobs.work import (
+    NO_SPACE_ERRNOS,
     SIZES,
     FileResult,
     FileStatus,
@@ -455,7 +456,7 @@ class Job:
             results=_in_order(tasks, skipped + results),
             retried=retried,
         )
-        report.outputs = self._finish_days(tasks, todo)
+        report.outputs = self._until_written(lambda: self._finish_days(tasks, todo))
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -488,15 +489,31 @@ class Job:
             results += [r for r in got if r.status != FileStatus.NO_SPACE]
             if not full or self.on_no_space == "report":
                 return results + full, retried
-            if self.on_no_space == "raise" or self.stop.is_set():
-                raise RtofsError(full[0].error or "maps disk full")
-            log.error("%s; waiting %.0f s for space (%d files)", full[0].error, wait, len(full))
-            if self.stop.wait(wait):
-                raise RtofsError(full[0].error or "maps disk full")
-            wait = min(wait * 2, 30.0)
+            wait = self._wait_for_space(f"{full[0].error} ({len(full)} files)", wait)
             failed_paths = {r.path for r in full}
             todo = [t for t in todo if t.path in failed_paths]
         return results, retried
+
+    def _wait_for_space(self, error: str, wait: float) -> float:
+        """Wait ``wait`` seconds for a full maps disk (or raise, per ``on_no_space``)."""
+        if self.on_no_space != "wait" or self.stop.is_set():
+            raise RtofsError(error)
+        log.error("%s; waiting %.0f s for space", error, wait)
+        if self.stop.wait(wait):
+            raise RtofsError(error)
+        return min(wait * 2, 30.0)
+
+    def _until_written(self, write: Callable[[], Any]) -> Any:
+        """Run ``write``; while the maps disk is full, wait for space and run it again."""
+        wait = 1.0
+        while True:
+            try:
+                return write()
+            except OSError as e:
+                if e.errno not in NO_SPACE_ERRNOS:
+                    raise
+                msg = f"{self.maps}: no space left for the dashboard ({e.strerror}); free space"
+                wait = self._wait_for_space(msg, wait)
 
     def _publish(self, results: list[FileResult], when: dict[str, str]) -> None:
         """Write each day's ``index.json`` with ``results`` in it."""
@@ -508,8 +525,11 @@ class Job:
         for r in results:
             by_day.setdefault(Path(r.path).parent.name, []).append(r)
         for folder, rs in by_day.items():
+            date = names.parse_day_folder(folder)
             self._published.add(
-                dash.write_day_index(self.maps, names.parse_day_folder(folder), rs, landed=when)
+                self._until_written(
+                    lambda date=date, rs=rs: dash.write_day_index(self.maps, date, rs, landed=when)
+                )
             )
 
     def _finish_days(self, tasks: Sequence[Task], todo: Sequence[Task]) -> list[Path]:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rtofs_lib import config
-from rtofs_lib.errors import ConfigError
+from rtofs_lib.errors import ConfigError, RtofsError
 from rtofs_lib.fetch import landed
 from rtofs_lib.jobs.pipeline import SERIAL, Job, Progress, RunReport
 from rtofs_lib.status import ExitStatus
@@ -232,7 +232,18 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
     landed.landed_dir(archive).mkdir(parents=True, exist_ok=True)
     report = StreamReport()
 
+    busy = threading.Event()
+
     def handle(records: list[landed.Landed], batch_id: int) -> None:
+        if stop.is_set():  # not committed: the next start takes this batch again
+            raise RtofsError(f"batch {batch_id} not started: the stream is stopping")
+        busy.set()
+        try:
+            _handle(records, batch_id)
+        finally:
+            busy.clear()
+
+    def _handle(records: list[landed.Landed], batch_id: int) -> None:
         t0 = time.perf_counter()
         log.info(
             "batch %d: %d landed records: %s",
@@ -258,14 +269,24 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
         while query.isActive and not stop.is_set():
             query.awaitTermination(0.5)
     finally:
+        _finish_batch(busy, stop)
         if query.isActive:
             query.stop()
-        exc = query.exception()
+        exc = None if stop.is_set() else query.exception()
         if exc is not None:
             report.error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             log.error("the stream stopped: %s", exc)
         session.stop()
     return report
+
+
+def _finish_batch(busy: threading.Event, stop: threading.Event, timeout: float = 300.0) -> None:
+    """On a stop, let the batch in progress finish (so its files are not rendered twice)."""
+    if not stop.is_set():
+        return
+    deadline = time.monotonic() + timeout
+    while busy.is_set() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 __all__ = ["QUERY_NAME", "RECORD_SCHEMA", "StreamReport", "parse_trigger", "run_available",
