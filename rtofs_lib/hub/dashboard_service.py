@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +22,39 @@ PLACEHOLDER = (
 )
 
 
+@functools.cache
+def static_handler_class() -> type:
+    """Tornado's ``StaticFileHandler`` with an ETag that follows the file on disk.
+
+    Tornado remembers each file's content hash for the life of the process, so a file
+    replaced in place (``index.json`` after each published step) would keep its first ETag
+    and a polling page would get ``304 Not Modified`` for ever. Here the ETag is the file's
+    inode, modification time and size (one ``stat`` per request; an atomic rename changes
+    it), and every response says ``Cache-Control: no-cache`` so browsers revalidate.
+    """
+    from tornado import web
+
+    class FreshStaticFileHandler(web.StaticFileHandler):
+        def compute_etag(self) -> str | None:
+            try:
+                st = Path(self.absolute_path).stat()
+            except (OSError, TypeError):
+                return None
+            return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+        def set_extra_headers(self, path: str) -> None:
+            self.set_header("Cache-Control", "no-cache")
+
+    return FreshStaticFileHandler
+
+
 def make_app(root: Path, prefix: str):
     """Return the tornado application serving ``root`` under ``prefix`` behind HubOAuth."""
     from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
     from jupyterhub.utils import url_path_join
     from tornado import web
 
-    class MapsHandler(HubOAuthenticated, web.StaticFileHandler):
+    class MapsHandler(HubOAuthenticated, static_handler_class()):
         """Static files, for logged-in hub users only."""
 
         @web.authenticated
@@ -37,9 +64,6 @@ def make_app(root: Path, prefix: str):
                 self.finish(PLACEHOLDER)
                 return
             await super().get(path, include_body)
-
-        def set_extra_headers(self, path: str) -> None:
-            self.set_header("Cache-Control", "no-cache")
 
     return web.Application(
         [

@@ -1,19 +1,26 @@
-"""The static dashboard: ``maps/index.html`` and ``maps/rtofs.YYYYMMDD/index.json``.
+"""The dashboard: ``maps/index.html``, ``maps/days.json`` and ``maps/rtofs.YYYYMMDD/index.json``.
 
-``index.json`` lists a day's steps with their maps (paths relative to the day folder),
-failures and region statistics. ``index.html`` is one self-contained page built from
-every day's ``index.json``: the latest day first, each step's low-resolution map as a
-thumbnail linking to its high-resolution map, the region statistics as an inline SVG
-plot, and links between days and steps. It needs no server: open it as a file or
-serve the maps folder read-only.
+``index.json`` lists a day's steps with their maps (paths relative to the day folder), when
+each file landed and was published (and the latency between), failures and region
+statistics. ``index.html`` is one self-contained page built from every day's ``index.json``:
+the latest published map first, then each day, the latest first: the latency summary and
+per-file table, the failed files with their errors, the region statistics as an inline SVG
+plot, each step's low-resolution map as a thumbnail linking to its high-resolution map.
+
+The page works as a file and without JavaScript. Served over HTTP (the dashboard service,
+``Cache-Control: no-cache``) its inline script polls the latest day's ``index.json`` every
+second and ``days.json`` every five seconds, and adds new steps, failures, latencies and
+days in place, without a reload.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import importlib.resources
 import json
 from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,8 @@ from rtofs_lib.jobs.work import FileStatus
 DAY_INDEX = "index.json"
 #: The dashboard page inside ``maps/``.
 INDEX_HTML = "index.html"
+#: The list of days beside ``index.html`` (polled by the page for a new day).
+DAYS_JSON = "days.json"
 #: Days shown with thumbnails (older days are linked by their listing only).
 SHOWN_DAYS = 14
 
@@ -179,91 +188,315 @@ def stats_svg(rows: Iterable[dict[str, Any]], *, width: int = 640, height: int =
     return "".join(parts)
 
 
+# --- latency, the latest step, the list of days ---------------------------------------------------
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted ``values`` (numpy's default method)."""
+    pos = (len(values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+def latency_summary(steps: Iterable[dict[str, Any]]) -> dict[str, float] | None:
+    """Median, p95 and maximum of the steps' known ``latency_s`` (``None`` when none is known).
+
+    >>> s = latency_summary([{"latency_s": 1.0}, {"latency_s": 3.0}, {"latency_s": None}])
+    >>> s["n"], s["median"], round(s["p95"], 2), s["max"]
+    (2, 2.0, 2.9, 3.0)
+    >>> latency_summary([{"step": "f000"}]) is None
+    True
+    """
+    values = sorted(float(s["latency_s"]) for s in steps if s.get("latency_s") is not None)
+    if not values:
+        return None
+    return {
+        "n": len(values),
+        "median": _quantile(values, 0.5),
+        "p95": _quantile(values, 0.95),
+        "max": values[-1],
+    }
+
+
+def _when(stamp: str | None) -> float:
+    """Seconds since the epoch of an ISO time (``...Z`` or with an offset); ``-inf`` if none."""
+    if not stamp:
+        return float("-inf")
+    try:
+        return dt.datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return float("-inf")
+
+
+def latest_step(steps: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The step published last (by ``published``; without times, the last in step order).
+
+    >>> latest_step([{"step": "f001", "published": "2026-07-08T15:31:04.456Z"},
+    ...              {"step": "f002", "published": "2026-07-08T15:31:03.000Z"}])["step"]
+    'f001'
+    >>> latest_step([{"step": "n024"}, {"step": "f000"}])["step"]
+    'f000'
+    """
+    if not steps:
+        return None
+    return max(enumerate(steps), key=lambda i_s: (_when(i_s[1].get("published")), i_s[0]))[1]
+
+
+def write_days(maps: str | Path, days: Sequence[dict[str, Any]] | None = None) -> Path:
+    """Write ``maps/days.json``: every day with its ``index.json`` path, latest first.
+
+    The live page polls it (every few seconds) to notice a new day, and its ``updated``
+    time to notice that ``index.html`` was rewritten.
+
+    >>> import tempfile, pathlib
+    >>> maps = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = write_day_index(maps, "20260708", [])
+    >>> doc = json.loads(write_days(maps).read_text())
+    >>> doc["days"]
+    [{'date': '20260708', 'index': 'rtofs.20260708/index.json'}]
+    """
+    maps = Path(maps)
+    days = read_days(maps) if days is None else days
+    doc = {
+        "updated": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "days": [
+            {"date": d["date"], "index": f"{names.DAY_PREFIX}{d['date']}/{DAY_INDEX}"} for d in days
+        ],
+    }
+    return atomic.write_json(maps / DAYS_JSON, doc)
+
+
 # --- the page ------------------------------------------------------------------------------------
+# The live script (rtofs_lib/data/dashboard/live.js) updates this markup in place: keep the
+# class names, data attributes and texts of the two in step.
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1rem 2rem; color: #222; }
 nav.days a, nav.steps a { margin-right: .6em; }
 nav.days { position: sticky; top: 0; background: #fff; padding: .4em 0;
-           border-bottom: 1px solid #ddd; }
+           border-bottom: 1px solid #ddd; z-index: 1; }
 section.day { margin-top: 1.5rem; }
+section.latest img { width: 100%; max-width: 1200px; height: auto; border: 1px solid #ccc;
+                     background: #eee; }
 .grid { display: flex; flex-wrap: wrap; gap: .8rem; }
 figure { margin: 0; width: 300px; }
 figure img { width: 300px; height: auto; border: 1px solid #ccc; background: #eee; }
 figcaption { font-size: .85em; }
 figcaption a { margin-left: .4em; }
+figure.new { outline: 3px solid #2ca02c; }
 svg.stats text { font-size: 11px; fill: #333; }
-.failed { color: #a00; }
+table { border-collapse: collapse; font-size: .85em; }
+td, th { padding: .1em .6em; text-align: left; border-bottom: 1px solid #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.failed, .failures { color: #a00; }
+p.live { font-size: .85em; color: #666; }
 """
+
+
+def _hms(stamp: str | None) -> str:
+    """``HH:MM:SSZ`` of an ISO UTC time, or a dash."""
+    return f"{stamp[11:19]}Z" if stamp else "—"
+
+
+def _secs(value: float | None) -> str:
+    """Seconds to one decimal, ties up on the exact value (as JavaScript's ``toFixed``)."""
+    if value is None:
+        return "—"
+    return f"{Decimal(float(value)).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)} s"
+
+
+def _valid(stamp: str) -> str:
+    return f"{stamp[:10]} {stamp[11:16]}Z"
+
+
+def _pretty(date: str) -> str:
+    return f"{date[:4]}-{date[4:6]}-{date[6:8]}"
+
+
+def _summary_text(steps: Sequence[dict[str, Any]]) -> str:
+    s = latency_summary(steps)
+    if s is None:
+        return "Latency landed → published: not recorded for these files."
+    return (
+        f"Latency landed → published: median {_secs(s['median'])} · p95 {_secs(s['p95'])}"
+        f" · max {_secs(s['max'])} over {s['n']} of {len(steps)} files."
+    )
+
+
+def _fields_of(doc: dict[str, Any], step: dict[str, Any]) -> list[str]:
+    maps = step.get("maps", {})
+    return [f for f in doc.get("fields", []) if f in maps] or list(maps)
+
+
+def _latest_html(days: Sequence[dict[str, Any]]) -> str:
+    for doc in days:
+        s = latest_step(doc.get("steps", []))
+        if s is not None:
+            break
+    else:
+        return (
+            '<section id="latest" class="latest"><h2>Latest</h2>'
+            '<p class="empty">No maps published yet.</p></section>'
+        )
+    date, folder = doc["date"], f"{names.DAY_PREFIX}{doc['date']}"
+    fields = _fields_of(doc, s)
+    field = fields[0] if fields else ""
+    m = s.get("maps", {}).get(field, {})
+    low, high = m.get("low"), m.get("high") or m.get("low")
+    img = (
+        f'<a class="map" href="{folder}/{high}"><img src="{folder}/{low}" '
+        f'alt="{html.escape(field)} {s["step"]}"></a>'
+        if low
+        else '<p class="empty">(no map)</p>'
+    )
+    highs = " ".join(
+        f'<a href="{folder}/{s["maps"][f].get("high") or s["maps"][f].get("low")}">'
+        f"{html.escape(f)}</a>"
+        for f in fields
+    )
+    meta = (
+        f"{field} · cycle {_pretty(date)} · landed {_hms(s.get('landed'))}"
+        f" · published {_hms(s.get('published'))} · latency {_secs(s.get('latency_s'))}"
+    )
+    return (
+        f'<section id="latest" class="latest" data-date="{date}" data-step="{s["step"]}">'
+        f"<h2>Latest: {s['step']} · valid {_valid(s['valid_time'])}</h2>{img}"
+        f'<p class="meta">{html.escape(meta)}</p>'
+        f'<p class="high">High resolution: {highs}</p></section>'
+    )
+
+
+def _failures_html(failed: Sequence[dict[str, Any]]) -> str:
+    if not failed:
+        return '<div class="failures"></div>'
+    rows = "".join(
+        f'<tr data-file="{html.escape(f["file"])}"><td>{html.escape(f["file"])}</td>'
+        f"<td>{html.escape(str(f.get('step') or ''))}</td>"
+        f"<td>{html.escape(str(f.get('error') or ''))}</td>"
+        f"<td>{_hms(f.get('landed'))}</td><td>{_hms(f.get('failed_at'))}</td></tr>"
+        for f in failed
+    )
+    return (
+        f'<div class="failures"><h3>Failed files ({len(failed)})</h3><table>'
+        "<thead><tr><th>file</th><th>step</th><th>error</th><th>landed</th>"
+        f"<th>failed at</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _latency_table(steps: Sequence[dict[str, Any]]) -> str:
+    rows = "".join(
+        f'<tr data-step="{s["step"]}"><td>{s["step"]}</td><td>{_valid(s["valid_time"])}</td>'
+        f"<td>{_hms(s.get('landed'))}</td><td>{_hms(s.get('published'))}</td>"
+        f'<td class="num">{_secs(s.get("latency_s"))}</td></tr>'
+        for s in steps
+    )
+    return (
+        '<details class="latency"><summary>Per-file latency (landed → published)</summary>'
+        "<table><thead><tr><th>step</th><th>valid</th><th>landed</th><th>published</th>"
+        f"<th>latency</th></tr></thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
+def _figure(doc: dict[str, Any], i: int, field: str, *, anchor: bool) -> str:
+    steps, date = doc["steps"], doc["date"]
+    s, folder = steps[i], f"{names.DAY_PREFIX}{date}"
+    m = s["maps"].get(field, {})
+    low, high = m.get("low"), m.get("high") or m.get("low")
+    prev = f'<a href="#d{date}-{steps[i - 1]["step"]}">◀</a>' if i else ""
+    nxt = f'<a href="#d{date}-{steps[i + 1]["step"]}">▶</a>' if i + 1 < len(steps) else ""
+    img = (
+        f'<a href="{folder}/{high}"><img src="{folder}/{low}" loading="lazy" '
+        f'alt="{html.escape(field)} {s["step"]}"></a>'
+        if low
+        else "<p>(no map)</p>"
+    )
+    lat = s.get("latency_s")
+    lat_text = f" · {_secs(lat)}" if lat is not None else ""
+    ident = f' id="d{date}-{s["step"]}"' if anchor else ""
+    return (
+        f'<figure data-step="{s["step"]}"{ident}>{img}'
+        f"<figcaption>{s['step']} · valid {_valid(s['valid_time'])}"
+        f'<span class="lat">{lat_text}</span><span class="arrows">{prev}{nxt}</span>'
+        "</figcaption></figure>"
+    )
 
 
 def _day_html(doc: dict[str, Any], *, shown: bool) -> str:
     date = doc["date"]
     folder = f"{names.DAY_PREFIX}{date}"
-    pretty = f"{names.parse_date(date):%Y-%m-%d}"
-    out = [f'<section class="day" id="d{date}"><h2>Cycle {pretty} (00Z)</h2>']
     steps = doc.get("steps", [])
-    out.append(
-        f'<p>{len(steps)} steps · <a href="{folder}/{DAY_INDEX}">index.json</a>'
+    out = [
+        f'<section class="day" id="d{date}" data-date="{date}" data-index="{folder}/{DAY_INDEX}">'
+        f"<h2>Cycle {_pretty(date)} (00Z)</h2>",
+        f'<p class="counts">{len(steps)} steps · <a href="{folder}/{DAY_INDEX}">index.json</a>'
         + (
             f' · <a href="{folder}/region_stats.parquet/">region statistics (Parquet)</a>'
             if doc.get("region_stats")
             else ""
         )
-        + "</p>"
-    )
-    for f in doc.get("failed", []):
-        text = f"Failed: {f['file']}: {f['error']}"
-        out.append(f'<p class="failed">{html.escape(text)}</p>')
+        + "</p>",
+        f'<p class="latency-summary">{html.escape(_summary_text(steps))}</p>',
+        _failures_html(doc.get("failed", [])),
+    ]
     if not shown:
         return "".join([*out, "</section>"])
     out.append(stats_svg(doc.get("region_stats", [])))
-    if steps:
-        links = " ".join(f'<a href="#d{date}-{s["step"]}">{s["step"]}</a>' for s in steps)
-        out.append(f'<nav class="steps">Steps: {links}</nav>')
+    links = " ".join(f'<a href="#d{date}-{s["step"]}">{s["step"]}</a>' for s in steps)
+    out.append(f'<nav class="steps">Steps: <span class="links">{links}</span></nav>')
     fields = doc.get("fields") or [""]
     for field in fields:
-        out.append(f"<h3>{html.escape(field)}</h3><div class='grid'>")
-        for i, s in enumerate(steps):
-            m = s["maps"].get(field, {})
-            low, high = m.get("low"), m.get("high") or m.get("low")
-            vt = dt.datetime.fromisoformat(s["valid_time"])
-            prev = f'<a href="#d{date}-{steps[i - 1]["step"]}">◀</a>' if i else ""
-            nxt = f'<a href="#d{date}-{steps[i + 1]["step"]}">▶</a>' if i + 1 < len(steps) else ""
-            img = (
-                f'<a href="{folder}/{high}"><img src="{folder}/{low}" loading="lazy" '
-                f'alt="{html.escape(field)} {s["step"]}"></a>'
-                if low
-                else "<p>(no map)</p>"
-            )
-            anchor = f' id="d{date}-{s["step"]}"' if field == fields[0] else ""
-            out.append(
-                f"<figure{anchor}>{img}<figcaption>{s['step']} · valid {vt:%Y-%m-%d %H:%M}Z"
-                f"{prev}{nxt}</figcaption></figure>"
-            )
-        out.append("</div>")
+        figures = "".join(
+            _figure(doc, i, field, anchor=field == fields[0]) for i in range(len(steps))
+        )
+        out.append(
+            f'<div class="field" data-field="{html.escape(field)}"><h3>{html.escape(field)}</h3>'
+            f'<div class="grid">{figures}</div></div>'
+        )
+    out.append(_latency_table(steps))
     out.append("</section>")
     return "".join(out)
 
 
+def live_script() -> str:
+    """The page's live-update script (package data ``rtofs_lib/data/dashboard/live.js``)."""
+    return (
+        importlib.resources.files("rtofs_lib")
+        .joinpath("data/dashboard/live.js")
+        .read_text(encoding="utf-8")
+    )
+
+
 def write_index(maps: str | Path, *, title: str = "RTOFS maps") -> Path:
-    """Write ``maps/index.html`` from every day's ``index.json`` (latest day first)."""
+    """Write ``maps/index.html`` (and ``maps/days.json``) from every day's ``index.json``.
+
+    The page is complete without JavaScript; its inline script (:func:`live_script`) polls
+    the latest day's ``index.json`` every second and ``days.json`` every five, and adds new
+    steps, failures, latencies and days in place, without a reload.
+    """
     maps = Path(maps)
     maps.mkdir(parents=True, exist_ok=True)
     days = read_days(maps)
-    nav = " ".join(
-        f'<a href="#d{d["date"]}">{names.parse_date(d["date"]):%Y-%m-%d}</a>' for d in days
-    )
+    nav = " ".join(f'<a href="#d{d["date"]}">{_pretty(d["date"])}</a>' for d in days)
     now = dt.datetime.now(dt.UTC)
     body = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Global RTOFS forecasts. Page written {now:%Y-%m-%d %H:%M} UTC.</p>",
-        f'<nav class="days">Days: {nav or "none yet"}</nav>',
+        '<p class="live" id="live-status">Static page: open it through the dashboard service'
+        " for live updates.</p>",
+        f'<nav class="days">Days: <span class="links">{nav or "none yet"}</span></nav>',
+        _latest_html(days),
+        '<main id="days">',
+        *(_day_html(d, shown=i < SHOWN_DAYS) for i, d in enumerate(days)),
+        "</main>",
     ]
-    body += [_day_html(d, shown=i < SHOWN_DAYS) for i, d in enumerate(days)]
     if not days:
-        body.append("<p>No maps yet: run <code>rtofs run</code> or <code>rtofs demo</code>.</p>")
-    body.append("</body></html>")
+        body.append(
+            '<p class="nodays">No maps yet: run <code>rtofs run</code> or '
+            "<code>rtofs demo</code>.</p>"
+        )
+    body.append(f"<script>{live_script()}</script></body></html>")
+    write_days(maps, days)
     return atomic.write_text(maps / INDEX_HTML, "\n".join(body))
