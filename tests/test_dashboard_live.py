@@ -309,6 +309,7 @@ def test_a_new_step_appears_without_reload_and_becomes_the_latest(
         artifacts_dir, new_step_to_page_s=round(appeared, 3), new_step_to_latest_s=round(latest, 3)
     )
     page.locator("#latest").screenshot(path=str(artifacts_dir / "dashboard-live-latest.png"))
+    page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(artifacts_dir / "dashboard-live-after.png"), full_page=True)
 
 
@@ -440,3 +441,44 @@ def test_the_live_page_shows_what_a_freshly_written_page_shows(
     fresh_rows = fresh.eval_on_selector_all("details.latency tr", "r => r.map(e => e.textContent)")
     assert live_rows == fresh_rows
     fresh.close()
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_region_statistics_plot_follows_a_rewritten_page(live_page, maps, steps, day_started):
+    page = live_page
+    before = page.inner_html("section.day svg.stats")
+    day = maps / names.day_folder(SAMPLE_DATE)
+    doc = json.loads((day / dashboard.DAY_INDEX).read_text())
+    rows = [{**r, "mean": r["mean"] + 5.0} for r in doc["region_stats"] if r["step"] == "f001"]
+    f002 = {"step": "f002", "valid_time": steps["f002"]["valid_time"]}
+    doc["region_stats"] = doc["region_stats"] + [{**r, **f002} for r in rows]
+    atomic.write_json(day / dashboard.DAY_INDEX, doc)
+    dashboard.write_index(maps)  # the stream's batch end: index.html and days.json rewritten
+    page.wait_for_function(
+        "old => document.querySelector('section.day svg.stats').innerHTML !== old",
+        arg=before,
+        timeout=NEW_DAY_MS,
+    )
+    top = max(r["mean"] for r in doc["region_stats"] if r.get("mean") is not None)
+    assert page.text_content("section.day svg.stats text") == f"{top:.1f}"  # the new y range
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_a_page_written_before_any_day_fills_in(chromium, served, maps, steps, tmp_path):
+    day = maps / names.day_folder(SAMPLE_DATE)
+    day.rename(tmp_path / "aside")
+    dashboard.write_index(maps)
+    page = chromium.new_page()
+    page.goto(served)
+    assert "No maps published yet" in page.inner_text("#latest")
+    page.wait_for_function("() => document.body.dataset.live === 'on'", timeout=APPEAR_MS)
+
+    (tmp_path / "aside").rename(day)
+    publish(maps, SAMPLE_DATE, [timed(steps["n024"], dt.datetime.now(dt.UTC), 1.0)])
+    dashboard.write_days(maps)
+    page.wait_for_selector('figure[data-step="n024"]', timeout=NEW_DAY_MS)
+    assert page.get_attribute("#latest", "data-step") == "n024"
+    assert page.locator("p.nodays").count() == 0
+    page.close()

@@ -266,6 +266,7 @@
   function pollDays() {
     return get("days.json").then(function (text) {
       var doc = JSON.parse(text), days = doc.days || [];
+      document.body.dataset.live = "on";
       var first = state.daysUpdated === null;
       var changed = !first && doc.updated !== state.daysUpdated;
       state.daysUpdated = doc.updated;
