@@ -1,7 +1,7 @@
 // The RTOFS dashboard, live: polls the latest day's index.json (every second) and days.json
-// (every five), and updates the page written by rtofs_lib/jobs/dashboard.py in place: new
+// (every five), and updates the page written by rtofs_lib/jobs/page.py in place: new
 // steps, failures, latencies, the "latest" view and new days appear without a reload.
-// Keep the markup and texts here in step with dashboard.py. No external library.
+// Keep the markup and texts here in step with page.py. No external library.
 (function () {
   "use strict";
   var INDEX_MS = 1000;
@@ -242,14 +242,17 @@
     return get(folder(date) + "/index.json").then(function (text) {
       state.polls += 1;
       document.body.dataset.live = "on";
-      if (text === state.indexText || date !== state.date) return;
-      var doc = JSON.parse(text);
-      renderDay(ensureSection(date), doc);
-      renderLatest(doc);
-      state.indexText = text;
-      state.doc = doc;
-      status("Live: " + (doc.steps || []).length + " steps of " + pretty(date) +
-        ", index.json updated " + hms(doc.updated || doc.generated) + ".");
+      if (text !== state.indexText && date === state.date) {
+        var doc = JSON.parse(text);
+        renderDay(ensureSection(date), doc);
+        renderLatest(doc);
+        state.indexText = text;
+        state.doc = doc;
+      }
+      if (state.doc) {
+        status("Live: " + (state.doc.steps || []).length + " steps of " + pretty(state.doc.date) +
+          ", index.json updated " + hms(state.doc.updated || state.doc.generated) + ".");
+      }
     });
   }
   function refreshPlots() {
