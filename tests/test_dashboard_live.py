@@ -1,10 +1,10 @@
 """The live dashboard: ``days.json``, the static page, and the page updating itself in a browser.
 
 The browser tests serve a real maps folder (a sample day rendered by the serial pipeline)
-in a subprocess on loopback with the dashboard service's static handler
-(``dashboard_service.static_handler_class``: tornado's ``StaticFileHandler``, ``Cache-Control:
-no-cache``, an ETag that follows the file) without the hub login in front of it (the service
-behind the login is covered by ``tests/test_hub.py``). Debian's chromium opens the page;
+with the dashboard service itself in its ``--local`` mode (``python -m
+rtofs_lib.hub.dashboard_service --local``: on loopback without the hub login; tornado's
+``StaticFileHandler`` with ``Cache-Control: no-cache`` and an ETag that follows the file, as
+behind the login, which ``tests/test_hub.py`` covers). Debian's chromium opens the page;
 the tests then write ``index.json`` (atomically, per the contract: ``landed``,
 ``published``, ``latency_s``, ``updated``, failures with ``landed`` and ``failed_at``) and
 wait for the page to show it without a reload. The delays from the write to the page are kept in
@@ -39,18 +39,6 @@ APPEAR_MS = 20_000
 NEW_DAY_MS = 30_000
 
 browser_test = [pytest.mark.slow, pytest.mark.network]
-
-SERVER = """
-import sys
-from tornado import ioloop, web
-from rtofs_lib.hub.dashboard_service import static_handler_class
-
-root, port = sys.argv[1], int(sys.argv[2])
-handler = static_handler_class()
-app = web.Application([(r"/(.*)", handler, {"path": root, "default_filename": "index.html"})])
-app.listen(port, "127.0.0.1")
-ioloop.IOLoop.current().start()
-"""
 
 
 # --- helpers: index.json per the contract ---------------------------------------------------------
@@ -147,12 +135,17 @@ def free_port() -> int:
 
 @pytest.fixture
 def served(maps, tmp_path):
-    """The maps folder over HTTP (tornado StaticFileHandler, no-cache); yields its URL."""
+    """The maps folder served by ``dashboard_service --local`` on loopback; yields its URL."""
     port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(maps), str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
+        [
+            sys.executable, "-m", "rtofs_lib.hub.dashboard_service",
+            "--root", str(maps), "--port", str(port), "--local",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 30
@@ -163,9 +156,7 @@ def served(maps, tmp_path):
             except requests.ConnectionError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"the static server did not start: {(tmp_path / 'server.log').read_text()}"
-                )
+                pytest.fail(f"the dashboard did not start: {(tmp_path / 'server.log').read_text()}")
             time.sleep(0.1)
         yield url
     finally:
@@ -491,3 +482,15 @@ def test_a_page_written_before_any_day_fills_in(chromium, served, maps, steps, t
     assert page.get_attribute("#latest", "data-step") == "n024"
     assert page.locator("p.nodays").count() == 0
     page.close()
+
+
+def test_the_local_dashboard_refuses_an_address_other_than_loopback(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "rtofs_lib.hub.dashboard_service",
+            "--root", str(tmp_path), "--local", "--ip", "0.0.0.0",
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--ip 0.0.0.0 is not a loopback address" in proc.stderr

@@ -5,6 +5,11 @@ service prefix (``/services/maps/``), only to users the hub has logged in (HubOA
 requests are sent to the hub's login page. Run by the hub as a managed service::
 
     python -m rtofs_lib.hub.dashboard_service --root /srv/rtofs/maps --port 8091
+
+``--local`` serves the same files on loopback without the hub login, for one person on
+their own machine (the demo, the browser tests)::
+
+    python -m rtofs_lib.hub.dashboard_service --root rtofs-demo/maps --port 8092 --local
 """
 
 from __future__ import annotations
@@ -78,6 +83,19 @@ def make_app(root: Path, prefix: str):
     )
 
 
+#: Addresses ``--local`` may listen on: without a login, only this machine may connect.
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def make_local_app(root: Path):
+    """Return the tornado application serving ``root`` at ``/`` with no login (loopback only)."""
+    from tornado import web
+
+    return web.Application(
+        [(r"/(.*)", static_handler_class(), {"path": str(root), "default_filename": "index.html"})]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the dashboard service (the hub starts it with its ``JUPYTERHUB_*`` variables)."""
     from tornado.ioloop import IOLoop
@@ -86,9 +104,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--root", required=True, type=Path, help="the maps folder")
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--ip", default="127.0.0.1")
+    parser.add_argument(
+        "--local", action="store_true", help="no hub login, at /, on a loopback address only"
+    )
     args = parser.parse_args(argv)
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/maps/")
-    app = make_app(args.root, prefix)
+    if args.local and args.ip not in LOOPBACK:
+        parser.error(
+            f"--local serves the maps without a login: --ip {args.ip} is not a loopback "
+            f"address; use one of {', '.join(LOOPBACK)}, or run it as the hub's service"
+        )
+    if args.local:
+        app = make_local_app(args.root)
+    else:
+        app = make_app(args.root, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/maps/"))
     app.listen(args.port, args.ip)
     with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
         IOLoop.current().start()
