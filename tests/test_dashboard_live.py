@@ -14,6 +14,7 @@ wait for the page to show it without a reload. The delays from the write to the 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import shutil
 import socket
@@ -237,14 +238,8 @@ def test_static_page_shows_latest_view_latencies_and_failures(maps, steps):
     assert "latency —" in latest  # null latency shown as unknown
     assert "median 3.0 s · p95 4.8 s · max 5.0 s over 2 of 3 files" in page
     assert '<td class="num">5.0 s</td>' in page and "<td>f001</td>" in page
-    assert html_escape(error) in page and f"<td>{now:%H:%M:%S}Z</td>" in page
+    assert html.escape(error) in page and f"<td>{now:%H:%M:%S}Z</td>" in page
     assert "<script>" in page and "index.json" in dashboard_page.live_script()
-
-
-def html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 @pytest.mark.network
