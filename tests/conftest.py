@@ -680,6 +680,37 @@ def kernel_env(monkeypatch, installed_kernel, tmp_path) -> dict[str, str]:
     return env
 
 
+# --- browser -------------------------------------------------------------------------------------
+
+#: Debian's chromium, driven by Playwright (never ``playwright install``).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Debian chromium under Playwright (one per test module); closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (scripts/setup.sh)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 # --- the live pipeline ---------------------------------------------------------------------------
 
 

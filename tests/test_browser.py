@@ -21,18 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from conftest import CHROMIUM, CHROMIUM_ARGS
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 

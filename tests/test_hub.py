@@ -407,6 +407,22 @@ def test_dashboard_serves_the_maps_to_a_logged_in_user(hub_site):
     assert "RTOFS test maps" in r.text
 
 
+def test_dashboard_gives_a_rewritten_index_json_a_new_etag(hub_site):
+    """The live page polls index.json with If-None-Match: a rewrite must not answer 304."""
+    from rtofs_lib import atomic
+
+    s = login(hub_site, "rttalice")
+    url = f"{hub_site.url}/services/maps/days.json"
+    atomic.write_json(hub_site.maps / "days.json", {"days": []})
+    first = s.get(url)
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache"
+    etag = first.headers["ETag"]
+    assert s.get(url, headers={"If-None-Match": etag}).status_code == 304
+    atomic.write_json(hub_site.maps / "days.json", {"days": [{"date": "20260708"}]})
+    again = s.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 200 and again.json()["days"] == [{"date": "20260708"}]
+
+
 def test_idle_culler_runs_with_the_configured_timeout(hub_site):
     admin = login(hub_site, "rttbob")
     r = admin.get(f"{hub_site.url}/hub/api/services", headers={"X-XSRFToken": xsrf(admin)})
