@@ -800,6 +800,20 @@ class StreamProcess:
         return self.proc.returncode
 
 
+@pytest.fixture
+def streams():
+    """Make :class:`StreamProcess` objects; every one still running is stopped afterwards."""
+    made: list[StreamProcess] = []
+
+    def make(root: Path, **kw) -> StreamProcess:
+        made.append(StreamProcess(root, **kw))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.stop(signal.SIGKILL, timeout=30)
+
+
 @pytest.fixture(scope="session")
 def stream_sources(tmp_path_factory) -> Path:
     """Small-grid prog files to land (n024, f000-f011) in a folder outside any archive."""

@@ -117,9 +117,9 @@ def test_a_replaced_file_is_rendered_again(live, stream_sources, tmp_path):
 
 
 def test_driver_killed_mid_batch_loses_nothing_and_repeats_no_finished_file(
-    stream_sources, tmp_path
+    streams, stream_sources, tmp_path
 ):
-    s = StreamProcess(tmp_path, master="local[1]")
+    s = streams(tmp_path, master="local[1]")
     steps = ["f000", "f001", "f002", "f003", "f004", "f005"]
     for step in steps:
         land(s.archive, source(stream_sources, step))
@@ -142,8 +142,8 @@ def test_driver_killed_mid_batch_loses_nothing_and_repeats_no_finished_file(
     )
 
 
-def test_once_processes_the_backlog_then_a_rerun_finds_nothing(stream_sources, tmp_path):
-    s = StreamProcess(tmp_path)
+def test_once_processes_the_backlog_then_a_rerun_finds_nothing(streams, stream_sources, tmp_path):
+    s = streams(tmp_path)
     for step in ["n024", "f000"]:
         land(s.archive, source(stream_sources, step))
 
@@ -158,9 +158,9 @@ def test_once_processes_the_backlog_then_a_rerun_finds_nothing(stream_sources, t
 
 
 def test_stream_started_on_a_day_already_rendered_by_run_skips_the_done_files(
-    stream_sources, tmp_path
+    streams, stream_sources, tmp_path
 ):
-    s = StreamProcess(tmp_path)
+    s = streams(tmp_path)
     for step in ["f000", "f001"]:
         land(s.archive, source(stream_sources, step))
     ran = run_cli(
@@ -182,11 +182,11 @@ def test_stream_started_on_a_day_already_rendered_by_run_skips_the_done_files(
 
 @pytest.mark.parametrize("stream_first", [True, False], ids=["stream-first", "crawl-first"])
 def test_files_published_on_the_server_reach_the_dashboard(
-    stream_first, nomads_unpublished, stream_sources, tmp_path
+    streams, stream_first, nomads_unpublished, stream_sources, tmp_path
 ):
     from rtofs_lib.testing.nomads import publish
 
-    s = StreamProcess(tmp_path)
+    s = streams(tmp_path)
     files = [source(stream_sources, x) for x in ["f000", "f001", "f002", "f003"]]
     publisher = publish(files, nomads_unpublished.root, SAMPLE_DATE, waves=[2, 2], gap=1.0)
     crawl = [
@@ -224,9 +224,9 @@ def small_maps_disk(tmp_path):
 
 
 def test_full_maps_disk_is_a_clear_error_then_the_stream_catches_up(
-    small_maps_disk, stream_sources, tmp_path
+    small_maps_disk, streams, stream_sources, tmp_path
 ):
-    s = StreamProcess(tmp_path)
+    s = streams(tmp_path)
     steps = ["f000", "f001", "f002", "f003"]
     for step in steps:
         land(s.archive, source(stream_sources, step))

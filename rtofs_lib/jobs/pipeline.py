@@ -526,11 +526,14 @@ class Job:
             by_day.setdefault(Path(r.path).parent.name, []).append(r)
         for folder, rs in by_day.items():
             date = names.parse_day_folder(folder)
+            new_day = not (self.maps / folder / dash.DAY_INDEX).exists()
             self._published.add(
                 self._until_written(
                     lambda date=date, rs=rs: dash.write_day_index(self.maps, date, rs, landed=when)
                 )
             )
+            if new_day:  # the live page learns of a new day from days.json
+                self._until_written(lambda: dash.write_days(self.maps))
 
     def _finish_days(self, tasks: Sequence[Task], todo: Sequence[Task]) -> list[Path]:
         """Write each touched day's statistics table (all its files), then ``index.html``."""
