@@ -1,26 +1,34 @@
-# One entry point for people and CI. `make demo` runs the main job on local defaults;
+# One entry point for people and CI. `make demo` runs the live pipeline on sample data;
 # `make test` runs the whole suite (lint included). Both set everything up first.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= rtofs-demo
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup setup-test demo test lint format clean
 
-setup: $(VENV)/.installed
+# `setup`: Java and the platform's Python packages (what `make demo` needs);
+# `setup-test`: also the services, browser and host tools the tests start.
+setup: $(VENV)/.installed-demo
 
-$(VENV)/.installed: pyproject.toml scripts/setup.sh
-	bash scripts/setup.sh $(VENV)
+setup-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-demo: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV) demo
 	touch $@
+
+$(VENV)/.installed-test: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV) test
+	touch $@ $(VENV)/.installed-demo
 
 demo: setup
 	$(VENV)/bin/rtofs demo --out $(DEMO_DIR)
 
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: setup
+format: setup-test
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 

@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Install everything the platform and its tests need on a fresh Debian machine:
-# Debian packages (Java for Spark, and the services the tests start), then a venv.
+# Install what the platform needs on a fresh Debian machine, then a venv.
+#   scripts/setup.sh VENV demo   Java (Spark) and the platform's Python packages: `make demo`
+#   scripts/setup.sh VENV test   also the services and tools the tests start: `make test`
 set -euo pipefail
 venv=${1:-.venv}
+profile=${2:-test}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(
   openjdk-17-jre-headless   # Spark (pyspark's bin/spark-class)
-  curl                      # crawler benchmark baseline
-  slurmctld slurmd slurm-client munge   # the hub's SlurmSpawner (tests start them as daemons)
-  libpam-modules libpam-runtime python3-venv   # PAM login; python3-venv for the tests' user env
-  chromium fonts-liberation             # viewer browser test (Playwright drives /usr/bin/chromium)
-  nodejs                                # configurable-http-proxy for the hub (nodesource nodejs ships npm)
-  systemd-container debootstrap apt-cacher-ng   # tests/hosts: three booted Debian hosts for Ansible
+  python3-venv              # the venv below
 )
+extras=demo
+if [ "$profile" = test ]; then
+  apt_packages+=(
+    curl                      # crawler benchmark baseline
+    slurmctld slurmd slurm-client munge   # the hub's SlurmSpawner (tests start them as daemons)
+    libpam-modules libpam-runtime         # PAM login
+    chromium fonts-liberation             # browser tests (Playwright drives /usr/bin/chromium)
+    nodejs                                # configurable-http-proxy for the hub (nodesource nodejs ships npm)
+    systemd-container debootstrap apt-cacher-ng   # tests/hosts: three booted Debian hosts for Ansible
+  )
+  extras=dev
+elif [ "$profile" != demo ]; then
+  echo "setup: profile must be 'demo' or 'test', not '$profile'" >&2
+  exit 2
+fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -30,5 +42,7 @@ fi
 
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e "$here[dev]"
-npm install --silent --prefix "$here/.node" configurable-http-proxy@^4.6.3  # hub proxy (hub_config/README.md)
+"$venv/bin/python" -m pip install -q -e "$here[$extras]"
+if [ "$profile" = test ]; then
+  npm install --silent --prefix "$here/.node" configurable-http-proxy@^4.6.3  # hub proxy (hub_config/README.md)
+fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -434,18 +435,22 @@ def test_cli_run_with_nothing_to_do_exits_0(spark_day, spark_cache, tmp_path):
     assert f"0 rendered, {N_FILES} up to date" in again.stdout
 
 
-def test_demo_makes_a_day_and_a_dashboard(tmp_path):
+def test_demo_publishes_a_day_live_and_ends_by_itself(tmp_path):
     proc = rtofs(
         "demo", "--out", str(tmp_path), "--steps", "n024,f000-f002", "--date", SAMPLE_DATE,
-        "--master", "local[2]",
+        "--master", "local[2]", "--wave", "2", "--gap", "1", "--port", "0",
     )  # fmt: skip
 
     assert proc.returncode == 0, proc.stderr
     index = tmp_path / "maps" / "index.html"
     assert index.is_file() and index.as_uri() in proc.stdout
-    assert len(list((tmp_path / "maps" / names.day_folder(SAMPLE_DATE)).glob("*/sst.low.png"))) == 4
-    parquet = tmp_path / "maps" / names.day_folder(SAMPLE_DATE) / stats.STATS_NAME
-    assert list(parquet.glob("part-*.parquet"))
+    day = tmp_path / "maps" / names.day_folder(SAMPLE_DATE)
+    assert len(list(day.glob("*/sst.low.png"))) == 4
+    assert list((day / stats.STATS_NAME).glob("part-*.parquet"))
+    listed = json.loads((day / "index.json").read_text())["steps"]
+    assert all(s["latency_s"] is not None for s in listed)
+    assert re.search(r"landed → published: median [\d.]+ s, p95 [\d.]+ s", proc.stdout)
+    assert len(list((tmp_path / "archive" / "landed").glob("*.json"))) == 4
 
 
 # --- animation -----------------------------------------------------------------------------------

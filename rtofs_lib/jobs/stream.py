@@ -175,6 +175,7 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
     on_batch: Callable[[int, RunReport], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
     settings: config.Settings | None = None,
     spark_conf: dict[str, Any] | None = None,
@@ -198,6 +199,8 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
         Called as ``progress(result, n_done, n_batch)`` as files finish.
     on_batch
         Called as ``on_batch(batch_id, report)`` after each batch.
+    on_start
+        Called once the query runs (files landing from then on are taken live).
     stop
         Set it (e.g. from a signal handler) to stop the stream after the current batch.
     settings
@@ -265,6 +268,9 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
         handle,
         trigger=None if once else seconds,
     )
+    log.info("watching %s (checkpoint %s)", landed.landed_dir(archive), checkpoint)
+    if on_start:
+        on_start()
     try:
         while query.isActive and not stop.is_set():
             query.awaitTermination(0.5)
