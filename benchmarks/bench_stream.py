@@ -10,8 +10,9 @@ starts: it renders one file of the previous day first (a long-running service's 
 workers hold the grid index; the grid cache is built beforehand, as the service's is).
 
 Part 2, throughput in one process and one warm SparkSession: ``rtofs run`` (the run-once
-mode, ``Trigger.AvailableNow``) on the day's files against the running stream taking the
-same files landing all at once (landed → last published).
+mode, ``Trigger.AvailableNow``) on the day's files (best of a run before and one after)
+against the running stream taking the same files landing all at once (landed → last
+published).
 
 Targets (2-core machine): p95 landed → published ≤ 10 s; the day complete ≤ 30 s after its
 last file lands; stream throughput within 10% of ``rtofs run``.
@@ -48,13 +49,15 @@ from rtofs_lib.testing.nomads import NomadsServer, publish
 
 DATE = "20260708"
 WARM_DATE = "20260707"
+#: Files of the day before that the stream renders first (so each Python worker has one).
+WARM_FILES = 4
 RTOFS = str(Path(sys.executable).with_name("rtofs"))
 
 
 def sources(data: Path, n: int, grid: str) -> list[Path]:
     """``n`` sample prog files of DATE (and one of WARM_DATE), written once into ``data``."""
     steps = names.expand_steps("f000-f072", "prog")[:n]
-    for date, want in ((DATE, steps), (WARM_DATE, steps[:1])):
+    for date, want in ((DATE, steps), (WARM_DATE, steps[:WARM_FILES])):
         folder = data / names.day_folder(date)
         missing = [s for s in want if not (folder / names.compose_name("prog", s)).exists()]
         if missing:
@@ -102,13 +105,14 @@ def live_run(files: list[Path], data: Path, cache: Path, executors: int, args) -
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
-        # the service was running before: one file of the day before, rendered (warm workers)
-        warm = data / names.day_folder(WARM_DATE) / files[0].name
+        # the service was running before: files of the day before, rendered (warm workers)
         day = archive / names.day_folder(WARM_DATE)
         day.mkdir(parents=True)
-        shutil.copyfile(warm, day / warm.name)
-        landed.write_record(archive, day / warm.name)
-        wait_listed(maps, WARM_DATE, 1, proc, 300)
+        for f in files[:WARM_FILES]:
+            shutil.copyfile(data / names.day_folder(WARM_DATE) / f.name, day / f.name)
+        for f in files[:WARM_FILES]:
+            landed.write_record(archive, day / f.name)
+        wait_listed(maps, WARM_DATE, WARM_FILES, proc, 300)
         with NomadsServer(served) as server:
             publisher = publish(files, served, DATE, waves=args.waves, gap=args.gap, delay=1.0)
             crawl = subprocess.run(
@@ -131,7 +135,8 @@ def live_run(files: list[Path], data: Path, cache: Path, executors: int, args) -
     published = {f"{s['stem']}.nc": stamp(s["published"]) for s in doc["steps"]}
     if doc.get("failed"):
         raise SystemExit(f"files failed: {doc['failed']}")
-    lat = [(published[n] - records[n]).total_seconds() for n in published]
+    lat_of = {n: (published[n] - records[n]).total_seconds() for n in published}
+    lat = list(lat_of.values())
     last_landed, last_published = max(records.values()), max(published.values())
     out = {
         "executors": executors,
@@ -141,13 +146,25 @@ def live_run(files: list[Path], data: Path, cache: Path, executors: int, args) -
         "max": max(lat),
         "complete_after_last": (last_published - last_landed).total_seconds(),
     }
+    if args.verbose:
+        for n in sorted(published, key=lambda n: records[n]):
+            print(f"  {n}: landed {records[n]:%H:%M:%S.%f} latency {lat_of[n]:.1f} s")
     print(
         f"local[{executors}]: {out['n']} files, landed → published p50 {out['p50']:.1f} s, "
         f"p95 {out['p95']:.1f} s, max {out['max']:.1f} s; day complete "
         f"{out['complete_after_last']:.1f} s after its last file landed"
     )
-    shutil.rmtree(root, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def timed_run(maps: Path, kw: dict) -> float:
+    t = time.perf_counter()
+    report = pipeline.run(DATE, maps=maps, force=True, **kw)
+    wall = time.perf_counter() - t
+    assert report.exit_status == 0, report.summary()
+    return wall
 
 
 def throughput(files: list[Path], cache: Path, executors: int) -> dict:
@@ -163,11 +180,7 @@ def throughput(files: list[Path], cache: Path, executors: int) -> dict:
     try:
         kw = dict(archive=archive, cache_dir=cache, spark=session, settings=settings)
         pipeline.run(DATE, maps=root / "warm", **kw)  # warm the Python workers
-        t = time.perf_counter()
-        report = pipeline.run(DATE, maps=root / "run", force=True, **kw)
-        run_wall = time.perf_counter() - t
-        assert report.exit_status == 0, report.summary()
-
+        run_wall = timed_run(root / "run", kw)
         shutil.rmtree(archive / landed.LANDED_DIR)  # the stream sees the files land anew
         job = pipeline.Job(archive=archive, maps=root / "stream", cache=cache, fields=("sst",))
         src = str(landed.landed_dir(archive).resolve())
@@ -187,6 +200,7 @@ def throughput(files: list[Path], cache: Path, executors: int) -> dict:
             time.sleep(0.1)
         stream_wall = time.perf_counter() - t
         query.stop()
+        run_wall = min(run_wall, timed_run(root / "run-again", kw))  # best of before and after
     finally:
         session.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -208,6 +222,8 @@ def main() -> None:
     ap.add_argument("--grid", default="full")
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "rtofs-bench-stream")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the run folders (logs)")
+    ap.add_argument("--verbose", action="store_true", help="print every file's latency")
     args = ap.parse_args()
     args.waves = [int(x) for x in args.waves.split(",")]
     if sum(args.waves) != args.files:
