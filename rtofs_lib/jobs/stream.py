@@ -232,7 +232,8 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
     seconds = parse_trigger(trigger if trigger is not None else s.stream_trigger)
     checkpoint = Path(checkpoint or s.stream_checkpoint).expanduser()
     checkpoint.mkdir(parents=True, exist_ok=True)
-    landed.landed_dir(archive).mkdir(parents=True, exist_ok=True)
+    if not _records_folder(archive, stop):
+        return StreamReport()
     report = StreamReport()
 
     busy = threading.Event()
@@ -284,6 +285,23 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
             log.error("the stream stopped: %s", exc)
         session.stop()
     return report
+
+
+def _records_folder(archive: Path, stop: threading.Event) -> bool:
+    """Make sure ``ARCHIVE/landed`` exists (Spark's file source needs it); False if stopped.
+
+    The stream's account may not own the archive: then it waits for the crawler to make it.
+    """
+    folder = landed.landed_dir(archive)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return True
+    except PermissionError:
+        log.warning("%s: cannot create it; waiting for the crawler's first file", folder)
+    while not stop.wait(5.0):
+        if folder.is_dir():
+            return True
+    return False
 
 
 def _finish_batch(busy: threading.Event, stop: threading.Event, timeout: float = 300.0) -> None:
