@@ -250,3 +250,19 @@ def test_full_maps_disk_is_a_clear_error_then_the_stream_catches_up(
     s.stop()
     assert sorted(set(rendered(s.output()))) == sorted(names.compose_name("prog", x) for x in steps)
     assert shutil.disk_usage(small_maps_disk).used > 0
+
+
+# --- usage ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--trigger", "0"], "--trigger: bad interval '0'"),
+        (["--master", "serial"], "rtofs stream runs on Spark"),
+    ],
+)
+def test_usage_errors_exit_2_naming_the_flag(args, says, tmp_path):
+    done = run_cli("stream", "--archive", str(tmp_path), *args)
+    assert done.returncode == 2
+    assert says in done.stderr
