@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "render",
     "crawl",
     "run",
+    "stream",
     "demo",
     "animate",
     "kernel",

@@ -47,8 +47,52 @@ def _maps_of(day: Path, stem: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def write_day_index(maps: str | Path, date: str | dt.date, results: Sequence[Any]) -> Path:
-    """Write ``maps/rtofs.YYYYMMDD/index.json`` from a run's per-file results.
+def _now() -> str:
+    from rtofs_lib.fetch.landed import utc_stamp
+
+    return utc_stamp()
+
+
+def _seconds_between(landed: str | None, published: str) -> float | None:
+    if not landed:
+        return None
+    t0 = dt.datetime.fromisoformat(landed.replace("Z", "+00:00"))
+    t1 = dt.datetime.fromisoformat(published.replace("Z", "+00:00"))
+    return round((t1 - t0).total_seconds(), 3)
+
+
+def _read_day_index(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def listed_stems(index: str | Path) -> set[str]:
+    """The stems of the steps an ``index.json`` lists (empty when it is missing or bad)."""
+    return {s["stem"] for s in _read_day_index(Path(index)).get("steps", []) if "stem" in s}
+
+
+def _step_order(step: str) -> tuple[int, str]:
+    order = {s: i for i, s in enumerate(names.steps_for("prog"))}
+    return (order.get(step, len(order)), step)
+
+
+def write_day_index(
+    maps: str | Path,
+    date: str | dt.date,
+    results: Sequence[Any],
+    *,
+    landed: dict[str, str] | None = None,
+) -> Path:
+    """Publish results into ``maps/rtofs.YYYYMMDD/index.json``, keeping the other steps.
+
+    The day's listing is updated, not rebuilt: each result replaces its step's entry
+    (or its failure), so the stream can publish one file at a time. A step entry records
+    when its file ``landed`` (from its landed record), when it was first ``published``
+    for that content and the ``latency_s`` between them; a file that is merely up to
+    date keeps the entry it has.
 
     Parameters
     ----------
@@ -58,6 +102,8 @@ def write_day_index(maps: str | Path, date: str | dt.date, results: Sequence[Any
         The cycle date.
     results
         :class:`rtofs_lib.jobs.work.FileResult` objects of the day (any status).
+    landed
+        File name -> landed time (ISO UTC) of the files' landed records.
 
     Returns
     -------
@@ -67,31 +113,68 @@ def write_day_index(maps: str | Path, date: str | dt.date, results: Sequence[Any
     cycle = names.parse_date(date)
     day = Path(maps) / names.day_folder(cycle)
     day.mkdir(parents=True, exist_ok=True)
-    steps, failed, rows = [], [], []
+    old = _read_day_index(day / DAY_INDEX)
+    steps = {s["stem"]: s for s in old.get("steps", []) if isinstance(s, dict) and "stem" in s}
+    failed = {f["file"]: f for f in old.get("failed", []) if isinstance(f, dict) and "file" in f}
+    rows = {r.get("step"): [] for r in old.get("region_stats", [])}
+    for r in old.get("region_stats", []):
+        rows[r.get("step")].append(r)
+    landed = landed or {}
+    now = _now()
     for r in results:
-        parsed = names.parse_name(Path(r.path).name, date=cycle)
+        if r.status == FileStatus.NO_SPACE:
+            continue  # nothing was written; it is published when it is rendered
+        name = Path(r.path).name
+        parsed = names.parse_name(name, date=cycle)
+        when = landed.get(name)
         if r.status == FileStatus.FAILED:
-            failed.append({"file": Path(r.path).name, "step": parsed.step, "error": r.error})
+            steps.pop(parsed.stem, None)
+            rows.pop(parsed.step, None)
+            failed[name] = {
+                "file": name, "step": parsed.step, "error": r.error,
+                "landed": when, "failed_at": now,
+            }  # fmt: skip
             continue
-        steps.append(
-            {
-                "stem": parsed.stem,
-                "step": parsed.step,
-                "valid_time": parsed.valid_time.isoformat(),
-                "maps": _maps_of(day, parsed.stem),
-            }
+        failed.pop(name, None)
+        prior = steps.get(parsed.stem)
+        fresh = (
+            prior is None
+            or r.status == FileStatus.RENDERED
+            or (when is not None and prior.get("landed") != when)
         )
-        rows += [
-            {k: row.get(k) for k in ("step", "valid_time", "field", "region", "mean", "min", "max")}
-            for row in r.stats
-        ]
+        entry = {
+            "stem": parsed.stem,
+            "step": parsed.step,
+            "valid_time": parsed.valid_time.isoformat(),
+            "maps": _maps_of(day, parsed.stem),
+            "landed": when if fresh else prior.get("landed"),
+            "published": now if fresh else prior.get("published"),
+        }
+        entry["latency_s"] = (
+            _seconds_between(entry["landed"], entry["published"])
+            if fresh
+            else prior.get("latency_s")
+        )
+        steps[parsed.stem] = entry
+        if r.stats:
+            rows[parsed.step] = [
+                {
+                    k: row.get(k)
+                    for k in ("step", "valid_time", "field", "region", "mean", "min", "max")
+                }
+                for row in r.stats
+            ]
+    ordered = sorted(steps.values(), key=lambda s: _step_order(s["step"]))
     doc = {
         "date": f"{cycle:%Y%m%d}",
-        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "fields": sorted({f for s in steps for f in s["maps"]}),
-        "steps": steps,
-        "failed": failed,
-        "region_stats": rows,
+        "generated": old.get("generated") or now,
+        "updated": now,
+        "fields": sorted({f for s in ordered for f in s["maps"]}),
+        "steps": ordered,
+        "failed": sorted(failed.values(), key=lambda f: _step_order(f["step"])),
+        "region_stats": [
+            row for step in sorted(rows, key=lambda s: _step_order(s or "")) for row in rows[step]
+        ],
     }
     return atomic.write_json(day / DAY_INDEX, doc)
 

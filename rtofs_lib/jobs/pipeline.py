@@ -89,8 +89,8 @@ class RunReport:
 
     @property
     def failed(self) -> list[FileResult]:
-        """Files that failed, each with its error."""
-        return self._with(FileStatus.FAILED)
+        """Files that failed (or found the maps disk full), each with its error."""
+        return self._with(FileStatus.FAILED) + self._with(FileStatus.NO_SPACE)
 
     @property
     def status(self) -> RunStatus:
@@ -120,13 +120,12 @@ class RunReport:
 Progress = Callable[[FileResult, int, int], None]
 
 
-def _run_serial(tasks: Sequence[Task], progress: Progress | None) -> list[FileResult]:
+def _run_serial(tasks: Sequence[Task], sink: Sink) -> list[FileResult]:
     out = []
-    for i, t in enumerate(tasks, 1):
+    for t in tasks:
         r = render_one(t)
         out.append(r)
-        if progress:
-            progress(r, i, len(tasks))
+        sink([r])
     return out
 
 
@@ -153,27 +152,32 @@ def _freeze_worker_heap() -> None:
         _HEAP_FROZEN = True
 
 
-class _ProgressWatch:
-    """Reports files as Spark tasks finish (from an accumulator polled on the driver).
+Sink = Callable[[list[FileResult]], None]
 
-    Each file is reported once, by path, even when a lost task ran again.
+
+class _ProgressWatch:
+    """Hands files to ``sink`` as Spark tasks finish (an accumulator polled on the driver).
+
+    Each file is handed over once, by path, even when a lost task ran again.
     """
 
-    def __init__(self, done, total: int, progress: Progress | None) -> None:
-        self.done, self.total, self.progress = done, total, progress
+    #: Seconds between two looks at the accumulator (it is updated as each task ends).
+    POLL = 0.2
+
+    def __init__(self, done, sink: Sink) -> None:
+        self.done, self.sink = done, sink
         self.seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="rtofs-progress", daemon=True)
 
     def report(self, results: Iterable[FileResult]) -> None:
-        for r in results:
-            if r.path not in self.seen:
-                self.seen.add(r.path)
-                if self.progress:
-                    self.progress(r, len(self.seen), self.total)
+        new = [r for r in results if r.path not in self.seen]
+        self.seen.update(r.path for r in new)
+        if new:
+            self.sink(new)
 
     def _poll(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(self.POLL):
             self.report(list(self.done.value))
 
     def __enter__(self) -> _ProgressWatch:
@@ -186,7 +190,7 @@ class _ProgressWatch:
 
 
 def _run_spark(
-    spark: SparkSession, tasks: Sequence[Task], progress: Progress | None
+    spark: SparkSession, tasks: Sequence[Task], sink: Sink
 ) -> tuple[list[FileResult], int]:
     from pyspark.accumulators import AccumulatorParam
 
@@ -210,7 +214,7 @@ def _run_spark(
     sc.setJobGroup(JOB_GROUP, f"rtofs: render {len(tasks)} files")
     tracker = sc.statusTracker()
     before = set(tracker.getJobIdsForGroup(JOB_GROUP))
-    with _ProgressWatch(done, len(tasks), progress) as watch:
+    with _ProgressWatch(done, sink) as watch:
         try:
             results = sc.parallelize(list(tasks), len(tasks)).map(task_fn).collect()
         except KeyboardInterrupt:
@@ -270,6 +274,11 @@ def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
 ) -> RunReport:
     """Render the maps of one day, several days or every day in the archive.
 
+    This is the stream's run-once mode (:mod:`rtofs_lib.jobs.stream`): the days' landed
+    records (written for files that have none) go through one Structured Streaming query
+    with ``Trigger.AvailableNow`` and the stream's batch handler; ``master="serial"`` hands
+    the same records to the same handler in this process, without Spark.
+
     Parameters
     ----------
     date, dates
@@ -306,102 +315,260 @@ def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
     RtofsError
         When there is nothing to do: no day folder or no files of the day.
     """
+    from rtofs_lib.fetch import landed
+
     t0 = time.perf_counter()
     s = settings or config.load()
     archive = Path(archive or s.archive).expanduser()
-    if isinstance(fields, str) or fields is None:
-        fields = [f.strip() for f in (fields or s.fields).split(",") if f.strip()]
-    job = _Job(
+    days = _dates_for(date, dates, archive)
+    job = Job(
+        archive=archive,
         maps=Path(maps or s.maps).expanduser(),
         cache=Path(cache_dir or s.cache).expanduser(),
+        fields=_field_list(fields, s),
         sizes=tuple(sizes),
+        stats_field=stats_field,
         dashboard=dashboard,
         progress=progress,
+        force=force,
     )
-    job.plan(_dates_for(date, dates, archive), archive, tuple(fields), stats_field, force)
+    records = job.register(days)
     use_spark = spark is not None or (master or s.spark_master) != SERIAL
-    if use_spark and job.todo:
-        report = _with_session(spark, master, s, job.execute)
+    if use_spark and job.has_work(records):
+        from rtofs_lib.jobs import stream
+
+        report = _with_session(
+            spark,
+            master,
+            s,
+            lambda session: stream.run_available(session, job, landed.day_glob(archive, days)),
+        )
     else:
-        report = job.execute(None)
+        report = job.handle(records, None)
         if use_spark:
             report.master = master or (spark.sparkContext.master if spark else s.spark_master)
+    report.dates = days
     report.seconds = time.perf_counter() - t0
     return report
 
 
-@dataclass
-class _Job:
-    """One run's tasks, what is already done, and how to report progress."""
+def _field_list(fields: Sequence[str] | str | None, s: config.Settings) -> tuple[str, ...]:
+    if isinstance(fields, str) or fields is None:
+        fields = [f.strip() for f in (fields or s.fields).split(",") if f.strip()]
+    return tuple(fields)
 
+
+@dataclass
+class Job:
+    """The batch handler of the stream and of ``rtofs run``: landed records in, maps out.
+
+    :meth:`handle` takes one batch of landed records: one task per file (the newest record
+    of a path wins; files whose maps are newer than the file are skipped unless
+    ``force``), renders them on Spark or serially, publishes each file into its day's
+    ``index.json`` as soon as its task ends, then writes the touched days' statistics
+    and ``maps/index.html``.
+    """
+
+    archive: Path
     maps: Path
     cache: Path
-    sizes: tuple[str, ...]
-    dashboard: bool
-    progress: Progress | None
-    days: list[str] = field(default_factory=list)
-    tasks: list[Task] = field(default_factory=list)
-    todo: list[Task] = field(default_factory=list)
-    skipped: list[FileResult] = field(default_factory=list)
+    fields: tuple[str, ...]
+    sizes: tuple[str, ...] = SIZES
+    stats_field: str | None = "sst"
+    dashboard: bool = True
+    progress: Progress | None = None
+    force: bool = False
+    #: What a batch does with files the full maps disk refused: ``report`` them as
+    #: failed (``rtofs run``), ``raise`` (a checkpointed run-once: the batch is not
+    #: committed) or ``wait`` for space and render them again (the live stream).
+    on_no_space: str = "report"
+    #: Set to stop waiting for space (the stream is shutting down).
+    stop: threading.Event = field(default_factory=threading.Event)
 
-    def plan(
-        self,
-        days: list[str],
-        archive: Path,
-        fields: tuple[str, ...],
-        stats_field: str | None,
-        force: bool,
-    ) -> None:
-        """One task per prog file of ``days``; those whose maps are current are skipped."""
-        from rtofs_lib.fetch import catalog
+    def register(self, days: Sequence[str]) -> list:
+        """Write the missing landed records of ``days`` and return the days' records."""
+        from rtofs_lib.fetch import catalog, landed
 
-        self.days = days
         for day in days:
-            files = catalog.day_files(archive, day)
-            if not files and len(days) == 1:
+            if not catalog.day_files(self.archive, day) and len(days) == 1:
                 raise RtofsError(
-                    f"{catalog.day_dir(archive, day)}: no prog files for {day}; fetch them with "
-                    f"`rtofs crawl --date {day}` or make a sample with `rtofs sample --date {day}`"
+                    f"{catalog.day_dir(self.archive, day)}: no prog files for {day}; fetch "
+                    f"them with `rtofs crawl --date {day}` or make a sample with "
+                    f"`rtofs sample --date {day}`"
                 )
-            out, cache = str(day_maps(self.maps, day)), str(self.cache)
-            self.tasks += [Task(str(p), out, fields, self.sizes, cache, stats_field) for p in files]
-        if not self.tasks:
-            raise RtofsError(f"{archive}: no prog files for {', '.join(days)}")
-        self.todo = self.tasks if force else [t for t in self.tasks if not is_done(t)]
-        done = [t for t in self.tasks if t not in self.todo]
-        self.skipped = [FileResult(t.path, FileStatus.SKIPPED, stats=saved_stats(t)) for t in done]
-        for i, r in enumerate(self.skipped, 1):
-            if self.progress:
-                self.progress(r, i, len(self.tasks))
+            landed.ensure_records(self.archive, day)
+        records = landed.read_records(self.archive, list(days))
+        if not records:
+            raise RtofsError(f"{self.archive}: no prog files for {', '.join(days)}")
+        return records
 
-    def _shifted(self, r: FileResult, i: int, n: int) -> None:
-        if self.progress:
-            self.progress(r, len(self.skipped) + i, len(self.tasks))
+    def tasks_for(self, records: Iterable) -> tuple[list[Task], dict[str, str]]:
+        """One task per present prog file of ``records``, and each file's landed time."""
+        latest: dict[str, Any] = {}
+        for r in sorted(records, key=lambda r: r.landed):
+            latest[r.path] = r
+        tasks, when = [], {}
+        for r in latest.values():
+            path = self.archive / r.path
+            try:
+                if names.parse_name(r.name).product != "prog" or not path.is_file():
+                    continue
+            except names.NotRtofsNameError:
+                continue
+            tasks.append(
+                Task(str(path), str(day_maps(self.maps, r.date)), self.fields, self.sizes,
+                     str(self.cache), self.stats_field)
+            )  # fmt: skip
+            when[r.name] = r.landed
+        order = {s: i for i, s in enumerate(names.steps_for("prog"))}
+        tasks.sort(
+            key=lambda t: (t.day_maps, order.get(names.parse_name(Path(t.path).name).step, 0))
+        )
+        return tasks, when
 
-    def execute(self, session: SparkSession | None) -> RunReport:
-        """Render the files to do (on Spark when ``session`` is given), then finish the days."""
-        results: list[FileResult] = []
-        retried = 0
-        if self.todo:
-            self.cache.mkdir(parents=True, exist_ok=True)
-            for d in {t.day_maps for t in self.todo}:
-                Path(d).mkdir(parents=True, exist_ok=True)
-            prepare_from_any(self.todo, sizes=self.sizes, cache_dir=self.cache)
-            if session is not None:
-                results, retried = _run_spark(session, self.todo, self._shifted)
-            else:
-                results = _run_serial(self.todo, self._shifted)
+    def has_work(self, records: Iterable) -> bool:
+        """True when some file of ``records`` needs rendering or its day needs a listing."""
+        tasks, _ = self.tasks_for(records)
+        if self.force or any(not is_done(t) for t in tasks):
+            return True
+        if not self.dashboard:
+            return False
+        listed = all((Path(t.day_maps) / "index.json").exists() for t in tasks)
+        return not listed or not (self.maps / "index.html").exists()
+
+    def handle(self, records: Iterable, session: SparkSession | None) -> RunReport:
+        """Process one batch of landed records (on Spark when ``session`` is given)."""
+        t0 = time.perf_counter()
+        tasks, when = self.tasks_for(records)
+        todo = tasks if self.force else [t for t in tasks if not is_done(t)]
+        done = [t for t in tasks if t not in todo]
+        skipped = [FileResult(t.path, FileStatus.SKIPPED, stats=saved_stats(t)) for t in done]
+        counter = _Counter(len(tasks), self.progress)
+        self._published: set[Path] = set()
+        self._publish(_unlisted(skipped, self.maps), when)
+        counter(skipped)
+        results, retried = self._render(todo, session, when, counter)
         report = RunReport(
-            dates=self.days,
+            dates=sorted({Path(t.day_maps).name[len(names.DAY_PREFIX) :] for t in tasks}),
             master=session.sparkContext.master if session is not None else SERIAL,
             maps=self.maps,
-            results=_in_order(self.tasks, self.skipped + results),
+            results=_in_order(tasks, skipped + results),
             retried=retried,
         )
-        report.outputs = _finish_days(
-            report, self.tasks, self.todo, spark=session, dashboard=self.dashboard
-        )
+        report.outputs = self._finish_days(tasks, todo)
+        report.seconds = time.perf_counter() - t0
         return report
+
+    def _render(
+        self,
+        todo: list[Task],
+        session: SparkSession | None,
+        when: dict[str, str],
+        counter: Callable[[list[FileResult]], None],
+    ) -> tuple[list[FileResult], int]:
+        """Render ``todo``; files refused by a full disk are handled per ``on_no_space``."""
+
+        def sink(rs: list[FileResult]) -> None:
+            self._publish(rs, when)
+            counter(rs)
+
+        results: list[FileResult] = []
+        retried, wait = 0, 1.0
+        while todo:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            for d in {t.day_maps for t in todo}:
+                Path(d).mkdir(parents=True, exist_ok=True)
+            prepare_from_any(todo, sizes=self.sizes, cache_dir=self.cache)
+            if session is not None:
+                got, lost = _run_spark(session, todo, sink)
+                retried += lost
+            else:
+                got = _run_serial(todo, sink)
+            full = [r for r in got if r.status == FileStatus.NO_SPACE]
+            results += [r for r in got if r.status != FileStatus.NO_SPACE]
+            if not full or self.on_no_space == "report":
+                return results + full, retried
+            if self.on_no_space == "raise" or self.stop.is_set():
+                raise RtofsError(full[0].error or "maps disk full")
+            log.error("%s; waiting %.0f s for space (%d files)", full[0].error, wait, len(full))
+            if self.stop.wait(wait):
+                raise RtofsError(full[0].error or "maps disk full")
+            wait = min(wait * 2, 30.0)
+            failed_paths = {r.path for r in full}
+            todo = [t for t in todo if t.path in failed_paths]
+        return results, retried
+
+    def _publish(self, results: list[FileResult], when: dict[str, str]) -> None:
+        """Write each day's ``index.json`` with ``results`` in it."""
+        if not self.dashboard or not results:
+            return
+        from rtofs_lib.jobs import dashboard as dash
+
+        by_day: dict[str, list[FileResult]] = {}
+        for r in results:
+            by_day.setdefault(Path(r.path).parent.name, []).append(r)
+        for folder, rs in by_day.items():
+            self._published.add(
+                dash.write_day_index(self.maps, names.parse_day_folder(folder), rs, landed=when)
+            )
+
+    def _finish_days(self, tasks: Sequence[Task], todo: Sequence[Task]) -> list[Path]:
+        """Write each touched day's statistics table (all its files), then ``index.html``."""
+        from rtofs_lib.fetch import catalog
+        from rtofs_lib.jobs import dashboard as dash
+        from rtofs_lib.jobs import stats
+
+        written: list[Path] = []
+        changed = {t.day_maps for t in todo}
+        for day_dir in sorted({t.day_maps for t in tasks}):
+            day = Path(day_dir)
+            target = day / stats.STATS_NAME
+            if not self.stats_field or (day_dir not in changed and target.exists()):
+                continue
+            date = names.parse_day_folder(day.name)
+            rows = [
+                row
+                for f in catalog.day_files(self.archive, date)
+                for row in saved_stats(
+                    Task(str(f), day_dir, self.fields, self.sizes, None, self.stats_field)
+                )
+            ]
+            if rows:
+                # a few small rows: written here with pyarrow (a Spark write costs a job)
+                written.append(stats.write_parquet(rows, target))
+        if self.dashboard and tasks:
+            written += sorted(self._published)
+            if self._published or not (self.maps / dash.INDEX_HTML).exists():
+                written.append(dash.write_index(self.maps))
+        return written
+
+
+def _unlisted(results: list[FileResult], maps: Path) -> list[FileResult]:
+    """The results whose step is not yet in its day's ``index.json``."""
+    from rtofs_lib.jobs import dashboard as dash
+
+    listed: dict[str, set[str]] = {}
+    out = []
+    for r in results:
+        folder = Path(r.path).parent.name
+        if folder not in listed:
+            listed[folder] = dash.listed_stems(maps / folder / dash.DAY_INDEX)
+        if Path(r.path).stem not in listed[folder]:
+            out.append(r)
+    return out
+
+
+class _Counter:
+    """Numbers results for ``progress(result, n_done, n_total)``."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress, self.n = total, progress, 0
+
+    def __call__(self, results: list[FileResult]) -> None:
+        for r in results:
+            self.n += 1
+            if self.progress:
+                self.progress(r, self.n, self.total)
 
 
 def _with_session(
@@ -428,38 +595,6 @@ def _with_session(
 def _in_order(tasks: Sequence[Task], results: Iterable[FileResult]) -> list[FileResult]:
     by_path = {r.path: r for r in results}
     return [by_path[t.path] for t in tasks if t.path in by_path]
-
-
-def _finish_days(
-    report: RunReport,
-    tasks: Sequence[Task],
-    todo: Sequence[Task],
-    *,
-    spark: SparkSession | None,
-    dashboard: bool,
-) -> list[Path]:
-    """Write each touched day's statistics table and index.json, then maps/index.html."""
-    from rtofs_lib.jobs import dashboard as dash
-    from rtofs_lib.jobs import stats
-
-    written: list[Path] = []
-    changed = {t.day_maps for t in todo}
-    by_day: dict[str, list[FileResult]] = {}
-    for t, r in zip(tasks, report.results, strict=True):
-        by_day.setdefault(t.day_maps, []).append(r)
-    for day_dir, results in by_day.items():
-        day = Path(day_dir)
-        date = names.parse_day_folder(day.name)
-        rows = [row for r in results if r.status != FileStatus.FAILED for row in r.stats]
-        target = day / stats.STATS_NAME
-        if rows and (day_dir in changed or not target.exists()):
-            # a few small rows: written here with pyarrow (a Spark write costs a job)
-            written.append(stats.write_parquet(rows, target))
-        if dashboard and (day_dir in changed or not (day / dash.DAY_INDEX).exists()):
-            written.append(dash.write_day_index(report.maps, date, results))
-    if dashboard and (changed or not (report.maps / dash.INDEX_HTML).exists()):
-        written.append(dash.write_index(report.maps))
-    return written
 
 
 def results_as_dicts(report: RunReport) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import errno
 import json
 import logging
 import os
@@ -40,6 +41,12 @@ class FileStatus(enum.StrEnum):
     #: Its maps were already newer than the file.
     SKIPPED = "skipped"
     FAILED = "failed"
+    #: The maps disk was full: nothing of the file was kept; it is tried again later.
+    NO_SPACE = "no-space"
+
+
+#: ``errno`` values that mean the output's file system is full, not that the file is bad.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,8 @@ class FileResult:
 
     def line(self) -> str:
         """One line for progress output."""
-        if self.status == FileStatus.FAILED:
-            return f"FAILED   {self.name}: {self.error}"
+        if self.status in (FileStatus.FAILED, FileStatus.NO_SPACE):
+            return f"{self.status.upper():<8} {self.name}: {self.error}"
         return f"{self.status:<8} {self.name} ({self.seconds:.1f} s)"
 
 
@@ -196,6 +203,15 @@ def render_one(task: Task) -> FileResult:
             result.outputs.append(str((folder / STATS_FILE).relative_to(day)))
     except (ImportError, MemoryError):
         raise  # the worker's environment, not the file: let Spark retry elsewhere
+    except OSError as e:
+        if e.errno not in NO_SPACE_ERRNOS:
+            result.status, result.error = FileStatus.FAILED, f"{type(e).__name__}: {e}"
+        else:  # the maps disk, not the file: atomic writes left nothing half-written
+            result.status = FileStatus.NO_SPACE
+            result.error = (
+                f"{day}: no space left for the maps of {Path(task.path).name} ({e.strerror}); "
+                "free space on the maps file system: the file is rendered again then"
+            )
     except Exception as e:  # a bad file must not stop the others
         result.status = FileStatus.FAILED
         result.error = f"{type(e).__name__}: {e}"
