@@ -14,7 +14,7 @@ import socket
 import time
 
 import pytest
-from conftest import ANSIBLE_DIR, SAMPLE_DATE, run_playbook
+from conftest import ANSIBLE_DIR, CRAWL_STEPS, run_playbook
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -257,13 +257,18 @@ def test_a_file_published_on_nomads_reaches_the_dashboard_with_nothing_started_b
     cluster, nomads_source, hostctl, hub_cert, tmp_path
 ):
     """The crawl's service started as its timer does; the stream is the converge's."""
+    import datetime as dt
     import shutil
 
+    from rtofs_lib.testing import sample
     from rtofs_lib.testing.nomads import NomadsServer
 
-    day = f"rtofs.{SAMPLE_DATE}"
+    # a follow crawl takes today's UTC cycle: NOAA's day is being published now
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    day = f"rtofs.{today}"
     root = tmp_path / "nomads"
-    shutil.copytree(nomads_source, root)
+    shutil.copytree(nomads_source, root)  # the older days stay listed
+    sample.write_sample(root, today, steps=CRAWL_STEPS, grid="small")
     late = root / day / "rtofs_glo_2ds_f003_prog.nc"
     hidden = late.with_name(f".{late.name}")  # hidden names are neither listed nor served
     late.rename(hidden)
