@@ -5,7 +5,13 @@ Each area keeps its fixtures in its own section below.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,6 +179,30 @@ def nomads(nomads_source, tmp_path):
 
 
 @pytest.fixture
+def nomads_unpublished(nomads_source, tmp_path):
+    """The NOMADS-like server before NOAA publishes the sample day: only the older day is there.
+
+    Publish the day's files (:func:`sample_day_files`) with
+    :func:`rtofs_lib.testing.nomads.publish` into ``server.root``.
+    """
+    import shutil
+
+    from rtofs_lib.testing.nomads import NomadsServer
+
+    root = tmp_path / "nomads"
+    old = names.day_folder(CRAWL_OLD_DATE)
+    shutil.copytree(nomads_source / old, root / old)
+    with NomadsServer(root) as server:
+        yield server
+
+
+def sample_day_files(nomads_source: Path) -> list[Path]:
+    """The served sample day's files in publication order (step order)."""
+    folder = nomads_source / names.day_folder(SAMPLE_DATE)
+    return [folder / names.compose_name("prog", s) for s in names.expand_steps(CRAWL_STEPS)]
+
+
+@pytest.fixture
 def fast_crawl():
     """Crawl options with tiny delays and timeouts so fault tests do not really sleep."""
     from rtofs_lib.fetch.crawler import CrawlOptions
@@ -187,10 +217,24 @@ def fast_crawl():
         recheck_delay=0.05,
         max_pause=2.0,
         deadline=60.0,
+        follow_interval=0.1,
         size_floors="off",
         reserve_bytes=0,
         fsync=False,
         progress="log",
+    )
+
+
+def run_cli(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m rtofs_lib ARGS`` from the repository (``config``: an rtofs.toml)."""
+    env = {**os.environ, "RTOFS_CONFIG": str(config) if config else ""}
+    return subprocess.run(
+        [sys.executable, "-m", "rtofs_lib", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
 
 
@@ -634,3 +678,101 @@ def kernel_env(monkeypatch, installed_kernel, tmp_path) -> dict[str, str]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+# --- the live pipeline ---------------------------------------------------------------------------
+
+
+def land(archive: Path, source: Path, date: str = SAMPLE_DATE) -> Path:
+    """Land ``source`` in the archive as the crawler does: hidden copy, rename, record."""
+    from rtofs_lib.fetch import catalog, landed
+
+    day = catalog.day_dir(archive, date)
+    day.mkdir(parents=True, exist_ok=True)
+    tmp = day / f".{source.name}.part"
+    shutil.copyfile(source, tmp)
+    dest = day / source.name
+    tmp.replace(dest)
+    landed.write_record(archive, dest)
+    return dest
+
+
+class StreamProcess:
+    """``rtofs stream`` as a real process over one archive, with its output kept."""
+
+    def __init__(self, root: Path, master: str = "local[2]", trigger: str = "0.5") -> None:
+        self.root = root
+        self.archive, self.maps = root / "archive", root / "maps"
+        self.checkpoint, self.cache = root / "checkpoint", root / "cache"
+        self.master, self.trigger = master, trigger
+        self.logs: list[Path] = []
+        self.proc: subprocess.Popen | None = None
+
+    def command(self, *extra: str) -> list[str]:
+        rtofs = Path(sys.executable).with_name("rtofs")
+        return [
+            str(rtofs), "stream", "--archive", str(self.archive), "--maps", str(self.maps),
+            "--checkpoint", str(self.checkpoint), "--cache", str(self.cache),
+            "--master", self.master, "--trigger", self.trigger, *extra,
+        ]  # fmt: skip
+
+    def start(self, *extra: str) -> StreamProcess:
+        log = self.root / f"stream-{len(self.logs)}.log"
+        self.logs.append(log)
+        env = {**os.environ, "RTOFS_SPARK_LOCAL_DIR": str(self.root / "scratch")}
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                self.command(*extra), stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        return self
+
+    def output(self, i: int = -1) -> str:
+        return self.logs[i].read_text() if self.logs else ""
+
+    def wait_for(self, predicate, timeout: float = 180, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"stream exited ({self.proc.returncode}):\n{self.output()}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.output()[-4000:]}")
+
+    def index(self, date: str = SAMPLE_DATE) -> dict:
+        p = self.maps / f"rtofs.{date}" / "index.json"
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def listed(self, date: str = SAMPLE_DATE) -> set[str]:
+        return {s["step"] for s in self.index(date).get("steps", [])}
+
+    def failed(self, date: str = SAMPLE_DATE) -> dict[str, str]:
+        return {f["file"]: f["error"] for f in self.index(date).get("failed", [])}
+
+    def started(self) -> bool:
+        return "batch 0" in self.output() or "Streaming query made progress" in self.output()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def stream_sources(tmp_path_factory) -> Path:
+    """Small-grid prog files to land (n024, f000-f011) in a folder outside any archive."""
+    from rtofs_lib.testing import sample
+
+    root = tmp_path_factory.mktemp("stream-sources")
+    sample.write_sample(root, SAMPLE_DATE, steps="n024,f000-f011", grid="small")
+    return root / f"rtofs.{SAMPLE_DATE}"

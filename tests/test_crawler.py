@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CRAWL_OLD_DATE, CRAWL_STEPS, REPO, SAMPLE_DATE
+from conftest import CRAWL_OLD_DATE, CRAWL_STEPS, REPO, SAMPLE_DATE, run_cli
 
 from rtofs_lib.errors import NotNetCDFError, TruncatedFileError
 from rtofs_lib.fetch import catalog, names
@@ -482,18 +481,6 @@ def test_prune_keeps_the_last_n_days(tmp_path):
 
 
 # --- command line and scheduling -------------------------------------------------------------
-
-
-def run_cli(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RTOFS_CONFIG": str(config) if config else ""}
-    return subprocess.run(
-        [sys.executable, "-m", "rtofs_lib", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rtofs_lib.config import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,12 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fetch one day of RTOFS files from NOMADS into the archive",
         description=(
             "Fetch the selected RTOFS files of one cycle day into ARCHIVE/rtofs.YYYYMMDD/, "
-            "verified, resumable and politely rate-limited. Exit status: 0 complete, "
+            "verified, resumable and politely rate-limited; each file that lands gets a record "
+            "in ARCHIVE/landed/ for `rtofs stream`. With --follow, list the day again every "
+            "--interval and fetch each file as soon as NOAA publishes it, until the selection "
+            "is complete or the deadline passes. Exit status: 0 complete, "
             "3 partial (the server has not published everything yet, or some files failed), "
             "1 failed. Defaults come from the rtofs configuration."
         ),
     )
-    p.add_argument("--date", default="latest", help="YYYYMMDD or 'latest' (default)")
+    p.add_argument(
+        "--date",
+        default="latest",
+        help="YYYYMMDD or 'latest' (default: the newest day on the server; with --follow, "
+        "today's UTC cycle)",
+    )
     p.add_argument("--products", help="products, e.g. prog,diag or all (default: config)")
     p.add_argument("--steps", help="steps, e.g. n024,f000-f072 or all (default: config)")
     p.add_argument("--archive", help="archive root (default: config)")
@@ -28,6 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--deadline",
         help="stop after this long, e.g. 90m, 4h, 600 (seconds) (default: config, 4h)",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep listing the day and fetch each file as soon as it is listed, until the "
+        "selection is complete or the deadline passes (a day not on the server yet is waited for)",
+    )
+    p.add_argument(
+        "--interval",
+        help="with --follow: time between two listings, e.g. 60, 30s, 2m "
+        "(default: config crawl_follow_interval, 60s)",
     )
     p.add_argument(
         "--size-floor",
@@ -45,7 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = subparsers.add_parser(
         "prune",
         help="delete archive days older than --keep-days",
-        description="Delete rtofs.YYYYMMDD folders older than N days (UTC) from the archive.",
+        description=(
+            "Delete rtofs.YYYYMMDD folders older than N days (UTC) from the archive, with "
+            "their landed records."
+        ),
     )
     q.add_argument("--keep-days", type=int, help="days to keep, today included (default: config)")
     q.add_argument("--archive", help="archive root (default: config)")
@@ -86,6 +112,29 @@ def parse_floors(text: str, source: str = "--size-floor") -> str | dict[str, int
     return out
 
 
+def follow_interval(args: argparse.Namespace, settings: Settings) -> float:
+    """Seconds between two listings of a followed day, from ``--interval`` or the setting.
+
+    Raises
+    ------
+    ConfigError
+        If it is not a positive duration, or ``--interval`` comes without ``--follow``.
+    """
+    from rtofs_lib.errors import ConfigError
+
+    if args.interval is not None and not args.follow:
+        raise ConfigError("--interval: only applies with --follow; add --follow or drop it")
+    text, source = (
+        (args.interval, "--interval")
+        if args.interval is not None
+        else (settings.crawl_follow_interval, "setting crawl_follow_interval")
+    )
+    seconds = parse_duration(text, source)
+    if seconds <= 0:
+        raise ConfigError(f"{source}: must be more than 0 seconds, not {text!r}; write e.g. 60s")
+    return seconds
+
+
 def run_crawl(args: argparse.Namespace) -> int:
     """Run ``rtofs crawl``."""
     import logging
@@ -111,7 +160,7 @@ def run_crawl(args: argparse.Namespace) -> int:
         if args.deadline
         else parse_duration(settings.crawl_deadline, "setting crawl_deadline")
     )
-    options = replace(options, deadline=deadline)
+    options = replace(options, deadline=deadline, follow_interval=follow_interval(args, settings))
     report = crawl(
         Path(args.archive) if args.archive else settings.archive,
         args.date,
@@ -119,6 +168,7 @@ def run_crawl(args: argparse.Namespace) -> int:
         products=args.products or settings.products,
         steps=args.steps or settings.steps,
         options=options,
+        follow=args.follow,
     )
     logging.getLogger("rtofs_lib.fetch.crawler").info("crawl done: %s", report.status)
     print(report.summary(), flush=True)
@@ -145,5 +195,8 @@ def run_prune(args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     for folder in gone:
         print(f"{verb} {folder}")
-    print(f"rtofs prune: {verb} {len(gone)} day folders; kept the last {keep} days of {archive}")
+    print(
+        f"rtofs prune: {verb} {len(gone)} day folders (and their landed records); "
+        f"kept the last {keep} days of {archive}"
+    )
     return ExitStatus.OK

@@ -5,9 +5,14 @@ crawler (atomically, through :mod:`rtofs_lib.atomic`)::
 
     {"date": "20260708",
      "files": {"rtofs_glo_2ds_f024_prog.nc": {"size": 156237824, "sha256": "…",
-               "valid_time": "2026-07-09T00:00:00", "fetched": "2026-07-08T15:31:02Z"}}}
+               "valid_time": "2026-07-09T00:00:00", "fetched": "2026-07-08T15:31:02Z",
+               "listed": "2026-07-08T15:30:00"}}}
 
 A file listed there was complete and opened as its product when it was renamed into place.
+``listed`` is the modification time the server's listing showed for the file when it was
+fetched (the server's clock and time zone, to the minute; absent for ``ls-l`` listings and in
+older manifests): a later listing showing a newer time, or a size that does not fit ``size``,
+means NOAA replaced the file, and the crawler fetches it again.
 Readers use :func:`day_files`, which trusts the manifest when there is one and falls back
 to the folder's RTOFS names (for archives filled by ``rtofs sample`` or by hand).
 
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from rtofs_lib import atomic
 from rtofs_lib.errors import RtofsFileError
-from rtofs_lib.fetch import names
+from rtofs_lib.fetch import landed, names
 
 MANIFEST = "manifest.json"
 
@@ -83,18 +88,29 @@ def write_manifest(archive: str | Path, date: str | dt.date, manifest: dict) -> 
 
 
 def file_entry(
-    path: str | Path, *, sha256: str | None = None, fetched: dt.datetime | None = None
+    path: str | Path,
+    *,
+    sha256: str | None = None,
+    fetched: dt.datetime | None = None,
+    listed: dt.datetime | None = None,
 ) -> dict:
-    """Return the manifest entry of a verified file (hashing it when ``sha256`` is not given)."""
+    """Return the manifest entry of a verified file (hashing it when ``sha256`` is not given).
+
+    ``listed`` is the file's modification time in the listing it was fetched from (kept
+    as the listing gave it, to tell a later replacement; left out when None).
+    """
     path = Path(path)
     n = names.parse_name(path.name, date=names.parse_day_folder(path.parent.name))
     when = fetched or dt.datetime.now(dt.UTC)
-    return {
+    entry = {
         "size": path.stat().st_size,
         "sha256": sha256 or sha256_file(path),
         "valid_time": n.valid_time.isoformat(),
         "fetched": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if listed is not None:
+        entry["listed"] = listed.isoformat()
+    return entry
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -157,7 +173,8 @@ def prune(
     """Delete day folders older than ``keep_days`` days before ``today`` (UTC); return them.
 
     ``keep_days=2`` on 2026-07-08 keeps ``rtofs.20260707`` and ``rtofs.20260708`` (and
-    any later day). Only ``rtofs.YYYYMMDD`` folders are touched.
+    any later day). Only ``rtofs.YYYYMMDD`` folders are touched, and the landed records
+    (:mod:`rtofs_lib.fetch.landed`) of days that no longer have a folder.
 
     Raises
     ------
@@ -172,4 +189,5 @@ def prune(
     if not dry_run:
         for folder in doomed:
             shutil.rmtree(folder)
+        landed.prune_records(archive, {f"{d:%Y%m%d}" for d in list_days(archive)})
     return doomed

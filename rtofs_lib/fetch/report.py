@@ -40,6 +40,7 @@ class CrawlReport:
     fatal: str = ""
     seconds: float = 0.0
     requests: int = 0
+    follow: bool = False
 
     @property
     def present(self) -> int:
@@ -96,6 +97,8 @@ class CrawlReport:
                 f"  not attempted before the deadline: {len(self.unfinished)} files "
                 "(partial downloads are kept and resumed by the next run)"
             )
+        if self.follow and (self.not_listed or self.not_ready or self.unfinished):
+            lines.append("  followed the listing until the deadline; the next run fetches the rest")
         return "\n".join(lines)
 
 
@@ -146,24 +149,34 @@ class Progress:
     ``mode`` is ``"auto"`` (a bar on a terminal), ``"bar"``, ``"log"`` or ``"off"``.
     """
 
-    def __init__(self, mode: str, total_files: int, total_bytes: int) -> None:
+    def __init__(self, mode: str, total_files: int = 0, total_bytes: int = 0) -> None:
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "log"
         self.mode = mode
-        self.total_files = total_files
+        self.total_files = 0
         self.files = 0
         self.bar = None
-        if mode == "bar" and total_files:
+        self.add(total_files, total_bytes)
+
+    def add(self, files: int, nbytes: int) -> None:
+        """Count ``files`` more files of ``nbytes`` bytes to fetch (a followed listing grows)."""
+        self.total_files += files
+        if self.mode != "bar" or not files:
+            return
+        if self.bar is None:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=total_bytes or None,
+                total=nbytes or None,
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                desc=f"0/{total_files} files",
+                desc=f"{self.files}/{self.total_files} files",
                 dynamic_ncols=True,
             )
+        else:
+            self.bar.total = (self.bar.total or 0) + nbytes
+            self.bar.set_description(f"{self.files}/{self.total_files} files")
 
     def advance(self, nbytes: int) -> None:
         """Count ``nbytes`` more bytes received."""

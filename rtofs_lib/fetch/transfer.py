@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import errno
 import hashlib
@@ -68,13 +69,17 @@ class Result(enum.StrEnum):
 
 @dataclass
 class Outcome:
-    """The end of one attempt: its :class:`Result`, why, and what was kept."""
+    """The end of one attempt: its :class:`Result`, why, and what was kept.
+
+    ``landed`` is the UTC time right after a verified file was renamed into place.
+    """
 
     kind: Result
     reason: str = ""
     size: int = 0
     sha256: str = ""
     wait: float | None = None
+    landed: dt.datetime | None = None
 
 
 class _Ended(Exception):
@@ -290,8 +295,9 @@ class Transfer:
                 Result.NOT_READY, f"complete download does not open as {self.product}: {e.problem}"
             )
         atomic.commit(self.part, self.final, fsync=self.options.fsync)
+        landed = dt.datetime.now(dt.UTC)
         self.meta_path.unlink(missing_ok=True)
-        return Outcome(Result.DONE, size=total, sha256=sha256)
+        return Outcome(Result.DONE, size=total, sha256=sha256, landed=landed)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -24,6 +24,23 @@ Examples
 ...     server.url.endswith("/pub/data/nccf/com/rtofs/prod/")
 True
 
+Publishing over time
+--------------------
+Files appear on the server the moment they appear in its folder. :func:`publish_file` makes
+one appear atomically (a hidden copy, renamed into place), as NOAA's files appear on NOMADS;
+:func:`publish` does it for many files in waves, in a background thread, and keeps the time
+each file became visible (for latency measurements: benchmarks, the demo, the follow tests):
+
+>>> import pathlib
+>>> src, served = pathlib.Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+>>> files = [src / f"rtofs_glo_2ds_f00{i}_prog.nc" for i in range(3)]
+>>> for f in files:
+...     _ = f.write_bytes(b"netcdf bytes")
+>>> publisher = publish(files, served, "20260708", waves=[1, 2], gap=0.01)
+>>> times = publisher.wait(timeout=30)
+>>> list(times) == [f.name for f in files], times["rtofs_glo_2ds_f000_prog.nc"].tzname()
+(True, 'UTC')
+
 Run it by hand (e.g. for the cluster tests or a demo)::
 
     python -m rtofs_lib.testing.nomads ARCHIVE --port 8080
@@ -33,15 +50,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import email.utils
 import fnmatch
 import os
 import re
+import shutil
 import socket
 import stat
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,8 +68,8 @@ from urllib.parse import unquote, urlsplit
 
 from rtofs_lib.testing.autoindex import index_page, ls_l_text, strfsize, strnatcmp
 
-__all__ = ["PREFIX", "Fault", "NomadsServer", "Request", "index_page", "ls_l_text", "strfsize",
-           "strnatcmp"]  # fmt: skip
+__all__ = ["PREFIX", "Fault", "NomadsServer", "Publisher", "Request", "index_page", "ls_l_text",
+           "publish", "publish_file", "strfsize", "strnatcmp"]  # fmt: skip
 
 #: Path of the RTOFS production root on NOMADS.
 PREFIX = "/pub/data/nccf/com/rtofs/prod/"
@@ -448,6 +467,172 @@ def _files(folder: Path) -> Iterable[tuple[str, float, int]]:
         st = p.stat()
         if stat.S_ISREG(st.st_mode):
             yield p.name, st.st_mtime, st.st_size
+
+
+# --- publishing over time --------------------------------------------------------------------
+
+
+def publish_file(
+    src: str | Path,
+    root: str | Path,
+    date: str | dt.date,
+    *,
+    name: str | None = None,
+    mtime: float | None = None,
+) -> dt.datetime:
+    """Make ``src`` appear in the served day folder ``root/rtofs.YYYYMMDD/`` as NOAA does.
+
+    The bytes go to a hidden ``.NAME.publishing`` (neither listed nor served), then are
+    renamed to ``name`` (default: ``src``'s name), so a listing never shows a partial file;
+    an existing file of that name is replaced (new content, new modification time). The
+    day folder is created when missing.
+
+    Parameters
+    ----------
+    src
+        The file to publish.
+    root
+        The server's root folder (:attr:`NomadsServer.root`).
+    date
+        The cycle day (``YYYYMMDD`` or a date).
+    name
+        Name on the server; ``src``'s name by default.
+    mtime
+        Modification time to give the file (seconds since the epoch; default: now).
+
+    Returns
+    -------
+    datetime
+        When the file became visible (UTC, right after the rename).
+    """
+    from rtofs_lib.fetch import names
+
+    folder = Path(root) / names.day_folder(date)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or Path(src).name
+    hidden = folder / f".{name}.publishing"
+    shutil.copyfile(src, hidden)
+    if mtime is not None:
+        os.utime(hidden, (mtime, mtime))
+    hidden.replace(folder / name)
+    return dt.datetime.now(dt.UTC)
+
+
+class Publisher:
+    """Publish files into a served day folder in waves, in a background thread.
+
+    Use :func:`publish` to make and start one. Files are published in the given order:
+    wave ``i`` holds ``waves[i]`` files (one file per wave when ``waves`` is None), waves
+    are ``gap`` seconds apart, the first comes ``delay`` seconds after the start (the day
+    folder appears with it).
+
+    Attributes
+    ----------
+    published
+        File name → when it became visible (UTC), in publication order; filled as it goes.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | Path],
+        root: str | Path,
+        date: str | dt.date,
+        *,
+        waves: Sequence[int] | None = None,
+        gap: float = 1.0,
+        delay: float = 0.0,
+    ) -> None:
+        self.files = [Path(f) for f in files]
+        waves = list(waves) if waves is not None else [1] * len(self.files)
+        if any(n < 1 for n in waves) or sum(waves) != len(self.files):
+            raise ValueError(
+                f"waves={waves}: wave sizes must be positive and add up to the "
+                f"{len(self.files)} files to publish"
+            )
+        if gap < 0 or delay < 0:
+            raise ValueError(f"gap={gap}, delay={delay}: neither may be negative")
+        self.root, self.date, self.waves, self.gap, self.delay = root, date, waves, gap, delay
+        self.published: dict[str, dt.datetime] = {}
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nomads-publish", daemon=True)
+
+    def start(self) -> Publisher:
+        """Start publishing in the background; return self."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            files = iter(self.files)
+            for i, count in enumerate(self.waves):
+                if self._stop.wait(self.delay if i == 0 else self.gap):
+                    return
+                for _ in range(count):
+                    f = next(files)
+                    self.published[f.name] = publish_file(f, self.root, self.date)
+        except BaseException as e:  # handed to wait()
+            self.error = e
+
+    @property
+    def done(self) -> bool:
+        """Whether every wave is out (or publishing stopped)."""
+        return self._thread.ident is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> dict[str, dt.datetime]:
+        """Wait until every file is published; return :attr:`published`.
+
+        Raises
+        ------
+        TimeoutError
+            If publishing is not over after ``timeout`` seconds.
+        OSError
+            Whatever stopped the publishing thread (say, a missing source file).
+        """
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(
+                f"publishing into {self.root}: {len(self.published)} of {len(self.files)} "
+                f"files out after {timeout} s"
+            )
+        if self.error is not None:
+            raise self.error
+        return self.published
+
+    def stop(self) -> None:
+        """Publish no further wave (the one under way finishes)."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def publish(
+    files: Sequence[str | Path],
+    root: str | Path,
+    date: str | dt.date,
+    *,
+    waves: Sequence[int] | None = None,
+    gap: float = 1.0,
+    delay: float = 0.0,
+) -> Publisher:
+    """Start publishing ``files`` into ``root/rtofs.YYYYMMDD/`` in waves; return the publisher.
+
+    See :class:`Publisher` (``waves``: files per wave, ``gap``: seconds between waves,
+    ``delay``: seconds before the first) and :func:`publish_file` (how one file appears).
+    ``publisher.wait(timeout)`` returns each file's publication time.
+
+    Raises
+    ------
+    ValueError
+        If the wave sizes do not add up to the number of files, or a time is negative.
+    """
+    return Publisher(files, root, date, waves=waves, gap=gap, delay=delay).start()
 
 
 def main(argv: list[str] | None = None) -> None:
