@@ -41,8 +41,6 @@ from string import Template
 from rtofs_lib import atomic
 
 UNITS = ("rtofs-crawl.service", "rtofs-crawl.timer", "rtofs-stream.service")
-#: Units of earlier versions that a converge removes (the crawl's ``OnSuccess=`` target).
-RETIRED_UNITS = ("rtofs-render.service",)
 #: Start times of the crawl (UTC), a few minutes before each NOMADS publication wave.
 WAVES = ("03:05", "09:05", "15:05")
 
