@@ -2,8 +2,9 @@
 
 Two sets: the release-dependent files (apt sources, Java, cgroup.conf) for every Debian
 release, and, from the production inventory, what the roles write for hardware this machine
-lacks (LNet module options, the Lustre fstab line, the IPoIB network) plus slurm.conf and
-spark-defaults.conf (``tests/data/ansible/render_cluster.yml``; golden copies in
+lacks (LNet module options, the Lustre fstab line, the IPoIB network) plus slurm.conf,
+spark-defaults.conf, rtofs.toml and, on the scheduler host, the crawl timer and the stream
+units (``tests/data/ansible/render_cluster.yml``; golden copies in
 ``tests/data/golden/ansible/production/<host>/``). There is no separate lnet.conf: LNet is
 configured by its module options.
 
@@ -120,3 +121,39 @@ def test_spark_defaults_authenticate_encrypt_and_keep_rest_off():
     assert conf["spark.network.crypto.enabled"] == "true"
     assert conf["spark.master.rest.enabled"] == "false"
     assert conf["spark.master"] == "spark://10.20.0.10:7077"
+
+
+def _unit_lines(text: str, key: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
+
+
+def test_the_crawl_starts_before_each_publication_wave_and_starts_nothing_after_it():
+    timer = (PRODUCTION / "hub" / "rtofs-crawl.timer").read_text()
+    assert _unit_lines(timer, "OnCalendar") == [
+        "*-*-* 03:05 UTC", "*-*-* 09:05 UTC", "*-*-* 15:05 UTC"
+    ]  # fmt: skip
+    crawl = (PRODUCTION / "hub" / "rtofs-crawl.service").read_text()
+    assert "--follow" in _unit_lines(crawl, "ExecStart")[0].split()
+    assert "OnSuccess" not in crawl
+
+
+def test_the_stream_runs_its_driver_on_the_hub_against_the_cluster_as_the_maps_owner():
+    stream = (PRODUCTION / "hub" / "rtofs-stream.service").read_text()
+    assert _unit_lines(stream, "ExecStart") == [
+        "/opt/rtofs/venv/bin/rtofs stream --master spark://10.20.0.10:7077"
+    ]
+    assert _unit_lines(stream, "User") == ["spark"]
+    assert _unit_lines(stream, "Restart") == ["on-failure"]
+    assert "spark.cores.max=8" in stream
+
+
+def test_only_the_scheduler_host_gets_the_crawl_and_the_stream():
+    for worker in ("worker1", "worker2"):
+        assert not list((PRODUCTION / worker).glob("rtofs-*"))
+
+
+def test_every_host_keeps_the_streams_checkpoint_on_local_disk():
+    texts = {(PRODUCTION / h / "rtofs.toml").read_text() for h in ("hub", "worker1", "worker2")}
+    assert len(texts) == 1
+    (text,) = texts
+    assert 'stream_checkpoint = "/var/lib/rtofs/stream"' in text.splitlines()

@@ -14,7 +14,7 @@ import socket
 import time
 
 import pytest
-from conftest import ANSIBLE_DIR, SAMPLE_DATE, run_playbook
+from conftest import ANSIBLE_DIR, CRAWL_STEPS, run_playbook
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -198,27 +198,146 @@ def test_crawl_timer_is_installed_and_enabled_on_the_hub_only(cluster):
     assert r.returncode != 0
 
 
-def test_render_job_runs_as_the_maps_owner_without_a_drop_in(cluster):
-    r = cluster.run("hub", "systemctl show -p User -p Group -p DropInPaths rtofs-render.service")
-    assert sorted(r.stdout.split()) == ["DropInPaths=", "Group=rtofs", "User=spark"]
+def test_crawl_timer_starts_the_crawl_before_each_publication_wave(cluster):
+    r = cluster.run("hub", "systemctl show -p TimersCalendar rtofs-crawl.timer")
+    starts = sorted(m.split()[1] for m in r.stdout.split("OnCalendar=")[1:])
+    assert starts == ["03:05:00", "09:05:00", "15:05:00"], r.stdout
 
 
-def test_crawl_then_render_fills_the_archive_and_the_maps(cluster, nomads_source, hostctl):
+def test_nothing_follows_the_crawl_and_the_old_rendering_job_is_gone(cluster):
+    crawl = cluster.run("hub", "systemctl cat rtofs-crawl.service").stdout
+    assert "OnSuccess" not in crawl and "--follow" in crawl
+    units = cluster.run("hub", "systemctl list-unit-files --no-legend 'rtofs-*'").stdout
+    assert sorted(line.split()[0] for line in units.splitlines()) == [
+        "rtofs-crawl.service", "rtofs-crawl.timer", "rtofs-stream.service"
+    ]  # fmt: skip
+
+
+def _stream(cluster) -> dict[str, str]:
+    """The hub's stream service: its state, main pid, user and restart count."""
+    props = "-p ActiveState -p MainPID -p User -p Group -p NRestarts -p UnitFileState"
+    r = cluster.run("hub", f"systemctl show {props} rtofs-stream.service")
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def test_stream_runs_on_the_hub_only_as_the_maps_owner(cluster):
+    unit = _stream(cluster)
+    assert (unit["ActiveState"], unit["UnitFileState"]) == ("active", "enabled"), unit
+    assert (unit["User"], unit["Group"]) == ("spark", "rtofs")
+    ps = cluster.run("hub", f"ps -o user=,args= -p {unit['MainPID']}").stdout
+    assert ps.split()[0] == "spark" and " stream " in f"{ps} ", ps
+    owners = cluster.run("hub", "stat -c %U /lustre/rtofs/maps /var/lib/rtofs/stream").stdout
+    assert owners.split() == ["spark", "spark"]  # one writer of the maps; its own checkpoint
+    for worker in ("worker1", "worker2"):
+        assert cluster.run(worker, "systemctl cat rtofs-stream.service", check=False).returncode
+
+
+def test_stream_is_restarted_after_its_main_process_is_killed(cluster):
+    before = _stream(cluster)
+    cluster.run("hub", f"kill -9 {before['MainPID']}")
+
+    def restarted():
+        now = _stream(cluster)
+        return now["ActiveState"] == "active" and now["MainPID"] not in ("0", before["MainPID"])
+
+    assert _poll(restarted, True, timeout=240), _stream(cluster)
+    assert int(_stream(cluster)["NRestarts"]) == int(before["NRestarts"]) + 1
+
+
+def _day_index(cluster, day: str) -> dict:
+    r = cluster.run("hub", f"cat /lustre/rtofs/maps/{day}/index.json", check=False)
+    return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
+
+
+def _steps(cluster, day: str) -> set[str]:
+    return {s["step"] for s in _day_index(cluster, day).get("steps", [])}
+
+
+def test_a_file_published_on_nomads_reaches_the_dashboard_with_nothing_started_by_hand(
+    cluster, nomads_source, hostctl, hub_cert, tmp_path
+):
+    """The crawl's service started as its timer does; the stream is the converge's."""
+    import datetime as dt
+    import shutil
+
+    from rtofs_lib.testing import sample
     from rtofs_lib.testing.nomads import NomadsServer
 
-    with NomadsServer(nomads_source, host=hostctl.GATEWAY, port=8765):
-        crawl = cluster.run("hub", "systemctl start rtofs-crawl.service", timeout=900, check=False)
-    # the crawl's OnSuccess= starts the rendering job; starting it again joins that run
-    # (oneshot: systemctl start returns when it has finished)
-    render = cluster.run("hub", "systemctl start rtofs-render.service", timeout=900, check=False)
-    logs = cluster.run("hub", "journalctl -u rtofs-crawl -u rtofs-render --no-pager | tail -60")
-    assert crawl.returncode == 0 and render.returncode == 0, logs.stdout
-    day = f"rtofs.{SAMPLE_DATE}"
-    files = cluster.run("worker2", f"ls /lustre/rtofs/archive/{day}").stdout.split()
-    assert "manifest.json" in files and any(f.endswith(".nc") for f in files), files
-    maps = cluster.run("worker1", "find /lustre/rtofs/maps -name '*.png' | wc -l").stdout
-    assert int(maps) > 0, logs.stdout
-    cluster.run("worker1", "test -s /lustre/rtofs/maps/index.html")
+    # a follow crawl takes today's UTC cycle: NOAA's day is being published now
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    day = f"rtofs.{today}"
+    root = tmp_path / "nomads"
+    shutil.copytree(nomads_source, root)  # the older days stay listed
+    sample.write_sample(root, today, steps=CRAWL_STEPS, grid="small")
+    late = root / day / "rtofs_glo_2ds_f003_prog.nc"
+    hidden = late.with_name(f".{late.name}")  # hidden names are neither listed nor served
+    late.rename(hidden)
+    stream_pid = _stream(cluster)["MainPID"]
+    logs = "journalctl -u rtofs-crawl -u rtofs-stream --no-pager | tail -80"
+    with NomadsServer(root, host=hostctl.GATEWAY, port=8765):
+        cluster.run("hub", "systemctl start --no-block rtofs-crawl.service")
+        early = {"n024", "f000", "f001", "f002"}
+        got = _poll(lambda: early <= _steps(cluster, day), True, timeout=600)
+        assert got, cluster.run("hub", logs).stdout
+        hidden.rename(late)  # NOAA publishes the last file while the crawl follows the listing
+        got = _poll(lambda: "f003" in _steps(cluster, day), True, timeout=600)
+        assert got, cluster.run("hub", logs).stdout
+        done = _poll(
+            lambda: cluster.run(
+                "hub", "systemctl is-active rtofs-crawl.service", check=False
+            ).stdout.strip(),
+            "inactive",
+            timeout=300,
+        )
+    assert done == "inactive", cluster.run("hub", logs).stdout
+    result = cluster.run("hub", "systemctl show -p Result --value rtofs-crawl.service").stdout
+    assert result.strip() == "success", cluster.run("hub", logs).stdout
+    (entry,) = [s for s in _day_index(cluster, day)["steps"] if s["step"] == "f003"]
+    cluster.run("worker1", f"test -s /lustre/rtofs/maps/{day}/{entry['maps']['sst']['low']}")
+    assert _stream(cluster)["MainPID"] == stream_pid  # the running stream did it
+    # and the hub's dashboard serves it to a logged-in researcher
+    base = f"https://{cluster.address('hub')}:{HUB_PORT}"
+    s, _ = _login(base, hub_cert, RESEARCHER)
+    r = s.get(f"{base}/services/maps/{day}/index.json", timeout=60)
+    assert r.status_code == 200 and "f003" in {x["step"] for x in r.json()["steps"]}
+    page = s.get(f"{base}/services/maps/", timeout=60)
+    assert page.status_code == 200 and "No maps yet" not in page.text, page.url
+    png = s.get(f"{base}/services/maps/{day}/{entry['maps']['sst']['low']}", timeout=60)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+#: The units of the layout before the stream: the crawl's OnSuccess= started this job.
+OLD_RENDER_UNIT = """[Unit]
+Description=Render Global RTOFS maps from the archive (rtofs run)
+After=rtofs-crawl.service
+
+[Service]
+Type=oneshot
+User=spark
+Group=rtofs
+ExecStart=/opt/rtofs/venv/bin/rtofs run
+"""
+
+
+def test_converging_the_old_layout_removes_its_rendering_job_and_the_onsuccess_chain(cluster):
+    system = "/etc/systemd/system"
+    cluster.run(
+        "hub",
+        f"cat > {system}/rtofs-render.service <<'EOF'\n{OLD_RENDER_UNIT}EOF\n"
+        f"mkdir -p {system}/rtofs-render.service.d && "
+        f"printf '[Service]\\nUser=spark\\n' > {system}/rtofs-render.service.d/10-user.conf && "
+        f"sed -i '/^After=network-online.target/a OnSuccess=rtofs-render.service' "
+        f"{system}/rtofs-crawl.service && systemctl daemon-reload",
+    )
+    assert "OnSuccess=rtofs-render" in cluster.run("hub", "systemctl cat rtofs-crawl").stdout
+    upgrade = run_playbook("--tags", "rtofs_timers", "--limit", "hub")
+    assert upgrade.rc == 0, upgrade.tail()
+    left = cluster.run("hub", f"ls -d {system}/rtofs-render.service*", check=False)
+    assert left.stdout == "", left.stdout
+    assert cluster.run("hub", "systemctl cat rtofs-render.service", check=False).returncode
+    assert "OnSuccess" not in cluster.run("hub", "systemctl cat rtofs-crawl.service").stdout
+    again = run_playbook("--tags", "rtofs_timers", "--limit", "hub")
+    assert again.rc == 0 and again.recap["hub"]["changed"] == 0, "\n".join(again.changed_tasks())
 
 
 # --- JupyterHub ------------------------------------------------------------------------------

@@ -548,36 +548,6 @@ def test_cli_prune_deletes_old_days(tmp_path):
     assert "deleted 1 day folders" in proc.stdout
 
 
-def test_systemd_units_pass_systemd_analyze(tmp_path):
-    from rtofs_lib.jobs import schedule
-
-    paths = schedule.write_units(tmp_path, rtofs=sys.executable, user="root", group="root")
-    timer = (tmp_path / "rtofs-crawl.timer").read_text()
-    assert "OnCalendar=*-*-* 15:00 UTC" in timer
-    assert "Persistent=true" in timer
-    assert "OnSuccess=rtofs-render.service" in (tmp_path / "rtofs-crawl.service").read_text()
-    if shutil.which("systemd-analyze") is None:
-        pytest.fail("systemd-analyze is missing; install systemd to check the unit files")
-    proc = subprocess.run(
-        ["systemd-analyze", "verify", *map(str, paths)], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-
-
-def test_render_unit_runs_as_its_own_user_and_the_crawl_as_the_archive_owner():
-    from rtofs_lib.jobs import schedule
-
-    units = schedule.render_units(user="rtofs", group="rtofs", render_user="spark")
-    assert "User=rtofs\nGroup=rtofs\n" in units["rtofs-crawl.service"]
-    assert "User=spark\nGroup=rtofs\n" in units["rtofs-render.service"]
-
-
-def test_render_unit_runs_as_the_crawl_user_by_default():
-    from rtofs_lib.jobs import schedule
-
-    assert "User=rtofs\n" in schedule.render_units(user="rtofs")["rtofs-render.service"]
-
-
 def test_crawl_old_day_listed_on_root_index(nomads, tmp_path, fast_crawl):
     report = crawl(
         tmp_path / "a", CRAWL_OLD_DATE, base_url=nomads.url, steps="n024", options=fast_crawl
