@@ -378,9 +378,15 @@ class HubSite:
         return requests.get(f"{self.url}/hub/api/", timeout=5).status_code == 200
 
     def stop_hub(self) -> None:
+        """Stop the hub (SIGTERM; SIGKILL after 30 s, which servers must survive too)."""
         if self.hub is not None and self.hub.poll() is None:
             self.hub.send_signal(signal.SIGTERM)
-            self.hub.wait(timeout=30)
+            try:
+                self.hub.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print("hub: no exit 30 s after SIGTERM; killing it", file=sys.stderr)
+                self.hub.kill()
+                self.hub.wait(timeout=30)
 
     def restart_hub(self) -> None:
         self.stop_hub()
