@@ -12,7 +12,6 @@ import io
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,11 @@ import requests
 from conftest import CHROMIUM, CHROMIUM_ARGS
 from PIL import Image
 
+from rtofs_lib.testing.cluster import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

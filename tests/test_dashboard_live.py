@@ -17,7 +17,6 @@ import datetime as dt
 import html
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from rtofs_lib import atomic
 from rtofs_lib.fetch import names
 from rtofs_lib.jobs import dashboard, pipeline
 from rtofs_lib.jobs import page as dashboard_page
+from rtofs_lib.testing.cluster import free_port
 
 NEXT_DATE = "20260709"
 #: A guard only ("it happened at all"): the page polls index.json every second.
@@ -126,12 +126,6 @@ def maps(rendered, tmp_path) -> Path:
 def steps(rendered) -> dict[str, dict]:
     """The rendered step entries (without times) by step."""
     return {s["step"]: s for s in rendered[1]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
