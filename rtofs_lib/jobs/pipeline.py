@@ -385,6 +385,8 @@ class Job:
     on_no_space: str = "report"
     #: Set to stop waiting for space (the stream is shutting down).
     stop: threading.Event = field(default_factory=threading.Event)
+    #: The ``index.json`` files the batch in progress has written.
+    _published: set[Path] = field(default_factory=set, init=False, repr=False)
 
     def register(self, days: Sequence[str]) -> list:
         """Write the missing landed records of ``days`` and return the days' records."""
@@ -445,7 +447,7 @@ class Job:
         done = [t for t in tasks if t not in todo]
         skipped = [FileResult(t.path, FileStatus.SKIPPED, stats=saved_stats(t)) for t in done]
         counter = _Counter(len(tasks), self.progress)
-        self._published: set[Path] = set()
+        self._published = set()
         self._publish(_unlisted(skipped, self.maps), when)
         counter(skipped)
         results, retried = self._render(todo, session, when, counter)
