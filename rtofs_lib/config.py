@@ -22,6 +22,8 @@ from pathlib import Path
 from rtofs_lib.errors import ConfigError
 
 SYSTEM_CONFIG = Path("/etc/rtofs/rtofs.toml")
+#: Values of the ``notebook_spark`` setting.
+NOTEBOOK_SPARK = ("local", "slurm")
 NOMADS_ROOT = "https://nomads.ncep.noaa.gov/pub/data/nccf/com/rtofs/prod/"
 
 
@@ -53,6 +55,10 @@ class Settings:
     spark_local_dir: str = "/tmp/rtofs-spark"
     #: Memory for each task's Python worker.
     spark_python_memory: str = "1g"
+    #: Spark of the notebooks' ``spark``: ``local`` (``local[N]`` on the kernel's cores) or
+    #: ``slurm`` (a personal cluster in the notebook server's Slurm allocation, running as
+    #: the researcher: :mod:`rtofs_lib.jobs.personal`). Never the platform's cluster.
+    notebook_spark: str = "local"
     #: Fields the rendering job draws.
     fields: str = "sst"
     #: Parallel downloads of the crawler.
@@ -129,4 +135,9 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
         var = f"RTOFS_{key.upper()}"
         if var in env:
             values[key] = _coerce(key, env[var], var)
+    if values.get("notebook_spark", "local") not in NOTEBOOK_SPARK:
+        raise ConfigError(
+            f"notebook_spark = {values['notebook_spark']!r}: write one of "
+            f"{', '.join(NOTEBOOK_SPARK)}"
+        )
     return replace(Settings(), **values)

@@ -123,6 +123,13 @@ def test_spark_defaults_authenticate_encrypt_and_keep_rest_off():
     assert conf["spark.master"] == "spark://10.20.0.10:7077"
 
 
+def test_spark_defaults_hold_no_secret_and_spark_env_reads_it_only_where_readable():
+    defaults = (PRODUCTION / "hub" / "spark-defaults.conf").read_text()
+    assert "spark.authenticate.secret" not in defaults
+    env = (PRODUCTION / "hub" / "spark-env.sh").read_text()
+    assert "if [ -r /etc/rtofs/spark.secret ]; then" in env
+
+
 def _unit_lines(text: str, key: str) -> list[str]:
     return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
 

@@ -26,9 +26,13 @@ HUB_PORT = 8443
 PLAYBOOKS = sorted(p.name for p in ANSIBLE_DIR.glob("*.yml"))
 
 SPARK_JOB = r"""
-import socket
-from pyspark.sql import SparkSession
-spark = SparkSession.builder.appName("converge-check").getOrCreate()
+import socket, sys
+if sys.argv[1:] == ["rtofs"]:  # the platform's helper: the secret from spark_secret_file
+    from rtofs_lib.jobs.spark import session
+    spark = session(app_name="converge-check")
+else:  # plain PySpark with whatever spark-defaults.conf and --conf say
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.appName("converge-check").getOrCreate()
 rdd = spark.sparkContext.parallelize(range(64), 16)
 print("HOSTS", ",".join(sorted(rdd.map(lambda _: socket.gethostname()).distinct().collect())))
 spark.stop()
@@ -102,35 +106,54 @@ def test_spark_master_reports_two_alive_workers(cluster):
     assert alive == sorted([cluster.address("worker1"), cluster.address("worker2")])
 
 
-def test_spark_job_as_researcher_runs_tasks_on_both_workers(cluster):
+def test_platform_spark_job_as_the_service_account_runs_tasks_on_both_workers(cluster):
     cluster.run("hub", WRITE_JOB)
-    r = cluster.run("hub", "python /tmp/sparkjob.py", user=RESEARCHER, timeout=300)
+    r = cluster.run("hub", "runuser -u spark -- python /tmp/sparkjob.py rtofs", timeout=300)
     assert "HOSTS worker1,worker2" in r.stdout, r.stderr[-2000:]
 
 
-def test_spark_client_without_the_secret_is_refused(cluster):
-    # the same settings minus the shared secret: the master must not run its tasks
+def test_researcher_cannot_submit_to_the_platform_cluster_with_its_helper(cluster):
+    cluster.run("hub", WRITE_JOB)
+    r = cluster.run(
+        "hub", "timeout 150 python /tmp/sparkjob.py rtofs", user=RESEARCHER, check=False
+    )
+    assert r.returncode != 0 and "HOSTS" not in r.stdout
+    assert "/etc/rtofs/spark.secret: cannot read the Spark secret file" in r.stderr, r.stderr
+
+
+def test_researcher_with_a_copy_of_the_settings_and_a_guessed_secret_is_refused(cluster):
     cluster.run(
         "hub",
-        "mkdir -p /tmp/nosecret && cp /etc/spark/spark-env.sh /tmp/nosecret/ && "
-        "grep -v -E 'authenticate|crypto' /etc/spark/spark-defaults.conf "
-        "> /tmp/nosecret/spark-defaults.conf && chmod -R a+rX /tmp/nosecret && " + WRITE_JOB,
+        "rm -rf /tmp/copyconf && mkdir -p /tmp/copyconf && cp /etc/spark/* /tmp/copyconf/ && "
+        "echo 'spark.authenticate.secret guess' >> /tmp/copyconf/spark-defaults.conf && "
+        "chown -R alice /tmp/copyconf && " + WRITE_JOB,
     )
     r = cluster.run(
         "hub",
-        "SPARK_CONF_DIR=/tmp/nosecret timeout 150 python /tmp/sparkjob.py",
+        "SPARK_CONF_DIR=/tmp/copyconf timeout 150 python /tmp/sparkjob.py",
         user=RESEARCHER,
         check=False,
         timeout=200,
     )
-    assert r.returncode != 0
-    assert "HOSTS" not in r.stdout
+    assert r.returncode != 0 and "HOSTS" not in r.stdout
 
 
-def test_spark_settings_with_the_secret_are_private_to_the_platform_group(cluster):
-    files = "/etc/spark/spark-defaults.conf /etc/rtofs/spark.secret"
+def test_platform_spark_secret_is_readable_by_the_service_account_only(cluster):
+    files = "/etc/rtofs/spark.secret /etc/spark/spark-defaults.conf"
     r = cluster.run("hub", f"stat -c '%U %G %a' {files}")
-    assert r.stdout.split("\n")[:2] == ["root rtofs 640", "root rtofs 640"]
+    assert r.stdout.split("\n")[:2] == ["spark root 400", "root root 644"]
+    defaults = cluster.run("hub", "cat /etc/spark/spark-defaults.conf", user=RESEARCHER).stdout
+    secret = cluster.run("hub", "cat /etc/rtofs/spark.secret").stdout.strip()
+    assert secret and secret not in defaults
+    for host in HOSTS:
+        r = cluster.run(host, "cat /etc/rtofs/spark.secret", user=RESEARCHER, check=False)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, host
+
+
+def test_platform_secret_is_on_no_command_line(cluster):
+    secret = cluster.run("hub", "cat /etc/rtofs/spark.secret").stdout.strip()
+    for host in HOSTS:
+        assert secret not in cluster.run(host, "ps -eo args", user=RESEARCHER).stdout, host
 
 
 @pytest.mark.parametrize("port", [6066, 7077, 8080, 18080], ids=["rest", "rpc", "ui", "history"])
@@ -304,6 +327,221 @@ def test_a_file_published_on_nomads_reaches_the_dashboard_with_nothing_started_b
     assert page.status_code == 200 and "No maps yet" not in page.text, page.url
     png = s.get(f"{base}/services/maps/{day}/{entry['maps']['sst']['low']}", timeout=60)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+# --- researchers' own Spark (inside their Slurm allocation, as themselves) ---------------------
+
+#: What a notebook's ``spark`` does, as a script: ``probe`` runs tasks on every node that
+#: report who they run as and try what a researcher must not do; ``hold`` keeps a session with
+#: shuffle files until ``/tmp/<user>-release`` exists (or 10 minutes pass).
+PERSONAL_JOB = r"""
+import glob, json, os, socket, sys, time
+t0 = time.monotonic()
+from rtofs_lib.notebook.kernel import LazySpark
+spark = LazySpark(app_name="converge-personal")
+sc = spark.sparkContext
+first = sc.parallelize([0], 1).map(lambda _: os.getuid()).collect()
+elapsed = time.monotonic() - t0
+nodes = int(os.environ["SLURM_JOB_NUM_NODES"])
+while sc._jsc.sc().getExecutorMemoryStatus().size() < nodes + 1 and time.monotonic() - t0 < 120:
+    time.sleep(0.5)  # every node's executor (and the driver) registered
+
+def first_of(pattern):
+    found = sorted(glob.glob(pattern))
+    return found[0] if found else None
+
+TARGETS = {
+    "remove a map": ("remove", first_of("/lustre/rtofs/maps/rtofs.*/*/*.png")),
+    "overwrite the dashboard": ("write", "/lustre/rtofs/maps/index.html"),
+    "overwrite a statistics file": ("write", first_of("/lustre/rtofs/maps/rtofs.*/*.parquet")),
+    "overwrite a cache file": ("write", first_of("/lustre/rtofs/cache/*")),
+    "add a cache file": ("create", "/lustre/rtofs/cache/index-planted"),
+    "read the platform's secret": ("read", "/etc/rtofs/spark.secret"),
+    "read bob's home": ("list", "/home/bob"),
+    "read bob's scratch": ("list", "/var/tmp/spark/bob"),
+}
+
+def probe(_):
+    import getpass
+    tried = {}
+    for name, (how, path) in TARGETS.items():
+        if path is None:
+            tried[name] = "no such file to try"
+            continue
+        try:
+            if how == "remove":
+                os.remove(path)
+            elif how == "write":
+                open(path, "r+b").close()
+            elif how == "create":
+                open(path, "xb").close()
+            elif how == "read":
+                open(path, "rb").read()
+            else:
+                os.listdir(path)
+            tried[name] = "allowed"
+        except OSError as e:
+            tried[name] = type(e).__name__
+    return socket.gethostname(), getpass.getuser(), os.getuid(), tried
+
+if sys.argv[1] == "probe":
+    rows = sc.parallelize(range(16), 16).map(probe).collect()
+    out = {"first_task_s": elapsed, "rows": rows, "cluster": repr(spark.cluster)}
+    print("RESULT " + json.dumps(out))
+else:
+    rdd = sc.parallelize(range(10000), 8).map(lambda x: (x % 97, x)).groupByKey().cache()
+    rdd.count()
+    me = os.environ["USER"]
+    print("READY", os.getpid(), flush=True)
+    open(f"/tmp/{me}-ready", "w").write(str(os.getpid()))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not os.path.exists(f"/tmp/{me}-release"):
+        time.sleep(1)
+    print("COUNT", rdd.count())
+"""
+#: A researcher's session as the hub starts it: an allocation on both workers, the server's
+#: step on the first, the kernel inside it. ``sleep`` keeps the allocation after the kernel.
+PERSONAL_ALLOC = (
+    "salloc --quiet -N2 --ntasks-per-node=1 --cpus-per-task=1 --mem=900M --time=15 "
+    "srun --nodes=1 --ntasks=1 bash -c 'python /tmp/personal.py {mode}; {after}'"
+)
+
+
+def _write_personal_job(cluster) -> None:
+    for host in HOSTS:
+        cluster.run(host, f"cat > /tmp/personal.py <<'EOF'\n{PERSONAL_JOB}\nEOF\n"
+                    "chmod 644 /tmp/personal.py; rm -f /tmp/*-ready /tmp/*-release")  # fmt: skip
+
+
+def _spark_processes(cluster, user: str) -> dict[str, str]:
+    """Spark JVMs and personal-cluster programs of ``user`` on each worker."""
+    cmd = f"pgrep -u {user} -a -f 'java|rtofs_lib.jobs.personal' || true"
+    return {w: cluster.run(w, cmd).stdout.strip() for w in ("worker1", "worker2")}
+
+
+@pytest.fixture(scope="class")
+def bob_holding_a_session(cluster):
+    """bob's own Spark session, with shuffle files, running while alice's tests run."""
+    _write_personal_job(cluster)
+    cmd = PERSONAL_ALLOC.format(mode="hold", after="true")
+    cluster.run("hub", f"nohup {cmd} > /tmp/bob-session.log 2>&1 &", user=OTHER)
+    ready = _poll(lambda: _ready_node(cluster, OTHER) != "", True, timeout=240)
+    assert ready, cluster.run("hub", "cat /tmp/bob-session.log").stdout[-3000:]
+    yield _ready_node(cluster, OTHER)
+    cluster.run("hub", f"touch /tmp/{OTHER}-release")
+    for w in ("worker1", "worker2"):
+        cluster.run(w, f"touch /tmp/{OTHER}-release")
+    _poll(lambda: cluster.run("hub", f"squeue -h -u {OTHER}").stdout.strip(), "", timeout=120)
+    cluster.run("hub", f"scancel -u {OTHER}")
+
+
+def _ready_node(cluster, user: str) -> str:
+    for w in ("worker1", "worker2"):
+        if cluster.run(w, f"test -f /tmp/{user}-ready", check=False).returncode == 0:
+            return w
+    return ""
+
+
+@pytest.fixture(scope="class")
+def alice_probe(cluster, bob_holding_a_session):
+    """alice's own Spark run on both workers while bob's session and the stream run."""
+    squeue = []
+
+    def watch_slurm():
+        out = cluster.run("hub", f"squeue -h -s -u {RESEARCHER} -o '%i %j %N'").stdout
+        if "spark" in out:
+            squeue.append(out)
+
+    import threading
+
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(2):
+            watch_slurm()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        r = cluster.run(
+            "hub", PERSONAL_ALLOC.format(mode="probe", after="true"), user=RESEARCHER, timeout=400
+        )
+    finally:
+        stop.set()
+        t.join()
+    line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, r.stdout[-2000:] + r.stderr[-3000:]
+    result = json.loads(line[len("RESULT ") :])
+    result["squeue"] = squeue[-1] if squeue else ""
+    from conftest import REPO
+
+    out = REPO / "test-artifacts" / "personal-spark.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({k: result[k] for k in ("first_task_s", "cluster", "squeue")}))
+    print(f"personal Spark: first task after {result['first_task_s']:.1f} s; {result['squeue']}")
+    return result
+
+
+class TestResearchersSparkBesideAnother:
+    """alice's Spark on both workers while bob's session (with shuffle files) and the
+    platform's stream run."""
+
+    def test_researchers_spark_tasks_run_as_her_on_both_workers(self, alice_probe):
+        who = {(host, user, uid) for host, user, uid, _ in alice_probe["rows"]}
+        assert who == {("worker1", "alice", 3001), ("worker2", "alice", 3001)}
+
+    def test_researchers_spark_is_her_own_job_step_spanning_the_allocation(self, alice_probe):
+        steps = alice_probe["squeue"].splitlines()
+        assert any(s.split()[1] == "spark" and s.split()[2] == "worker[1-2]" for s in steps), steps
+
+    @pytest.mark.parametrize(
+        "attempt",
+        [
+            "remove a map",
+            "overwrite the dashboard",
+            "overwrite a statistics file",
+            "overwrite a cache file",
+            "add a cache file",
+            "read the platform's secret",
+            "read bob's home",
+            "read bob's scratch",
+        ],
+    )
+    def test_researchers_spark_task_is_denied(self, alice_probe, attempt):
+        outcomes = {tried[attempt] for *_, tried in alice_probe["rows"]}
+        assert outcomes == {"PermissionError"}, outcomes
+
+    def test_bobs_shuffle_files_are_in_his_private_scratch(self, cluster, bob_holding_a_session):
+        r = cluster.run("worker1", "find /var/tmp/spark/bob -name 'shuffle_*' | head -3; "
+                        "stat -c '%U %a' /var/tmp/spark/bob")  # fmt: skip
+        r2 = cluster.run("worker2", "find /var/tmp/spark/bob -name 'shuffle_*' | head -3")
+        assert "shuffle_" in r.stdout + r2.stdout
+        assert r.stdout.strip().splitlines()[-1] == "bob 700"
+
+    def test_platform_stream_keeps_running_beside_researchers_spark(self, cluster, alice_probe):
+        unit = _stream(cluster)
+        assert unit["ActiveState"] == "active", unit
+
+
+def test_killing_the_kernel_leaves_none_of_her_spark_processes(cluster):
+    _write_personal_job(cluster)
+    cmd = PERSONAL_ALLOC.format(mode="hold", after="sleep 300")
+    cluster.run("hub", f"nohup {cmd} > /tmp/alice-hold.log 2>&1 &", user=RESEARCHER)
+    _poll(lambda: _ready_node(cluster, RESEARCHER) != "", True, timeout=240)
+    node = _ready_node(cluster, RESEARCHER)
+    assert node, cluster.run("hub", "cat /tmp/alice-hold.log").stdout[-3000:]
+    running = _spark_processes(cluster, RESEARCHER)
+    assert all("java" in running[w] for w in running), running
+    pid = cluster.run(node, f"cat /tmp/{RESEARCHER}-ready").stdout.strip()
+    cluster.run(node, f"kill -9 {pid}")
+    gone = _poll(lambda: _spark_processes(cluster, RESEARCHER), {"worker1": "", "worker2": ""},
+                 timeout=90)  # fmt: skip
+    try:
+        assert gone == {"worker1": "", "worker2": ""}
+        # while the allocation itself (her server) lives on
+        assert cluster.run("hub", f"squeue -h -u {RESEARCHER} -o %T").stdout.strip() == "RUNNING"
+    finally:
+        cluster.run("hub", f"scancel -u {RESEARCHER}")
 
 
 #: The units of the layout before the stream: the crawl's OnSuccess= started this job.

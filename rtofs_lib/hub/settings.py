@@ -50,7 +50,9 @@ DEFAULTS: dict[str, Any] = {
         # "runuser -u {username} --" when the hub runs as root, else "sudo -E -u {username}".
         "exec_prefix": "",
         "partition": "",
-        "srun": "srun",
+        # Runs the server as one task on the first node (a profile may ask for more nodes:
+        # the researcher's own Spark workers use them).
+        "srun": "srun --nodes=1 --ntasks=1",
         # Extra variables for the user's server (e.g. SLURM_CONF); nothing else from the hub's
         # own environment reaches the job.
         "environment": {},
@@ -67,7 +69,14 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-PROFILE_KEYS = {"cpus": int, "memory": str, "runtime": str, "description": str, "enabled": bool}
+PROFILE_KEYS = {
+    "cpus": int,
+    "memory": str,
+    "runtime": str,
+    "nodes": int,
+    "description": str,
+    "enabled": bool,
+}
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 MEMORY = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 RUNTIME = re.compile(r"^(?:\d+-)?\d{1,2}:\d{2}:\d{2}$|^\d+$")
@@ -177,6 +186,8 @@ def _check(s: dict, source: Path) -> None:
             raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
         if p["cpus"] < 1:
             raise ConfigError(f"{where}.cpus must be at least 1, got {p['cpus']}")
+        if p.get("nodes", 1) < 1:
+            raise ConfigError(f"{where}.nodes must be at least 1, got {p['nodes']}")
         if not MEMORY.match(p["memory"]):
             raise ConfigError(f"{where}.memory must look like 2G or 512M, got {p['memory']!r}")
         if not RUNTIME.match(p["runtime"]):

@@ -32,7 +32,9 @@ def default_exec_prefix() -> str:
 
 def describe(name: str, p: dict[str, Any]) -> str:
     """Return a one-line description of profile ``p`` for the spawn form."""
-    text = f"{name}: {p['cpus']} CPU, {p['memory']} memory, {p['runtime']}"
+    nodes = p.get("nodes", 1)
+    where = f" on each of {nodes} nodes" if nodes > 1 else ""
+    text = f"{name}: {p['cpus']} CPU, {p['memory']} memory{where}, {p['runtime']}"
     return f"{text} — {p['description']}" if p.get("description") else text
 
 
@@ -91,6 +93,10 @@ def apply_profile(spawner: Any, user_options: dict[str, Any], profiles: dict, de
         spawner.req_nprocs = str(p["cpus"])
         spawner.req_memory = p["memory"]
         spawner.req_runtime = p["runtime"]
+        # cpus and memory on each node; the server runs on the first, the researcher's own
+        # Spark workers on all of them (rtofs_lib.jobs.personal)
+        nodes = p.get("nodes", 1)
+        spawner.req_options = f"--nodes={nodes} --ntasks-per-node=1" if nodes > 1 else ""
     else:
         spawner.cpu_limit = float(p["cpus"])
         spawner.mem_limit = p["memory"]

@@ -23,11 +23,14 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import logging
 import os
 import re
+import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +70,11 @@ logger.client.level = warn
 """
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+
+#: Properties whose values are secrets (Spark's own ``spark.redaction.regex``). PySpark puts
+#: the properties of a new session on the driver JVM's command line, which every user of the
+#: host can read with ``ps``; :func:`session` hands these to the JVM in a private file instead.
+SECRET_RE = re.compile(r"(?i)secret|password|token|access[.]?key")
 
 
 def user_name() -> str:
@@ -113,12 +121,22 @@ def read_secret(path: str | Path) -> str:
         ) from None
     except PermissionError:
         raise ConfigError(
-            f"{p}: cannot read the Spark secret file; ask an administrator to add you to "
-            "the group that may read it"
+            f"{p}: cannot read the Spark secret file: that cluster belongs to the platform's "
+            "service account. In a notebook, `spark` is your own Spark; elsewhere pass a "
+            "master such as local[2] (or run inside your Slurm job)"
         ) from None
     if not secret:
         raise ConfigError(f"{p}: the Spark secret file is empty; put the cluster's secret in it")
     return secret
+
+
+def spark_home() -> Path:
+    """The Spark installation bundled in the pyspark wheel (or ``$SPARK_HOME``)."""
+    if os.environ.get("SPARK_HOME"):
+        return Path(os.environ["SPARK_HOME"])
+    import pyspark
+
+    return Path(pyspark.__file__).parent
 
 
 def in_notebook() -> bool:
@@ -234,6 +252,9 @@ def session(
 
     s = settings or config.load()
     extra = {str(k): str(v) for k, v in conf.items()}
+    if "spark.authenticate.secret" in extra:  # the caller's own cluster, not the platform's
+        s = dataclasses.replace(s, spark_secret_file="")
+        extra.setdefault("spark.authenticate", "true")
     cores = extra.get("spark.executor.cores")
     props = default_conf(
         s, app_name=app_name, progress=progress, executor_cores=int(cores) if cores else None
@@ -244,10 +265,10 @@ def session(
         # workers' messages about setting it), and no guessing of the host address.
         props.pop("spark.executor.pyspark.memory", None)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    props.update(extra)
     if "spark.driver.extraJavaOptions" not in extra:
         log4j = Path(props["spark.local.dir"]) / "rtofs-log4j2.properties"
         props["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
-    props.update(extra)
     for var in EXECUTOR_ENV:  # the driver runs tasks itself in local mode
         os.environ.setdefault(var, EXECUTOR_ENV[var])
     # PySpark takes the workers' Python from this variable (not from the property), and
@@ -260,12 +281,64 @@ def session(
         atomic.write_text(log4j, LOG4J2, fsync=False)
 
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are noise in the CLI
-    builder = SparkSession.builder
+    return _get_or_create(SparkSession.builder, resolved, props, local_dir)
+
+
+def _get_or_create(builder: Any, master: str | None, props: dict[str, str], local_dir: Path):
+    """Start (or get) the session; secret properties never reach a command line."""
+    resolved = master
+    secret = {k: v for k, v in props.items() if SECRET_RE.search(k)}
     if resolved:
         builder = builder.master(resolved)
     for key, value in props.items():
+        if key not in secret:
+            builder = builder.config(key, value)
+    if not secret:
+        return builder.getOrCreate()
+    if not _jvm_launched():
+        with _private_properties(local_dir, secret):
+            return builder.getOrCreate()
+    for key, value in secret.items():  # through py4j to the running JVM: no command line
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _jvm_launched() -> bool:
+    """Whether this process already talks to a Spark JVM (then properties go through py4j)."""
+    from pyspark import SparkContext
+
+    return _launched_by_spark() or SparkContext._gateway is not None
+
+
+@contextlib.contextmanager
+def _private_properties(folder: Path, props: dict[str, str]) -> Iterator[Path]:
+    """Hand ``props`` to the JVM PySpark launches next through a file only this user reads.
+
+    ``spark-submit --properties-file F --load-spark-defaults`` reads them (and still the
+    cluster's ``spark-defaults.conf``); the file is removed once the JVM has started.
+    """
+    path = folder / f"driver-{os.getpid()}.properties"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(f"{k}={_escape_property(v)}\n" for k, v in props.items())
+    previous = os.environ.get("PYSPARK_SUBMIT_ARGS")
+    args = previous or "pyspark-shell"
+    os.environ["PYSPARK_SUBMIT_ARGS"] = (
+        f"--properties-file {shlex.quote(str(path))} --load-spark-defaults {args}"
+    )
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+        else:
+            os.environ["PYSPARK_SUBMIT_ARGS"] = previous
+        path.unlink(missing_ok=True)
+
+
+def _escape_property(value: str) -> str:
+    """A value as Java's ``Properties.load`` reads it back unchanged."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
 
 
 def _make_scratch(local_dir: Path) -> None:

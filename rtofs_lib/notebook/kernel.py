@@ -27,6 +27,7 @@ PosixPath('/usr/local/share/jupyter/kernels/rtofs')
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import socket
@@ -108,6 +109,15 @@ def check_master(master: str, timeout: float = MASTER_TIMEOUT) -> None:
     )
 
 
+def local_master() -> str:
+    """``local[N]`` on the cores this process may use (a Slurm job's or a cgroup's share)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return f"local[{max(1, cores)}]"
+
+
 class LazySpark:
     """A stand-in for a SparkSession that starts the session on first use.
 
@@ -138,14 +148,18 @@ class LazySpark:
         self._app_name = app_name
         self._conf = conf
         self._session: SparkSession | None = None
+        self._cluster: Any = None
 
     def _resolved_master(self) -> str:
         if self._master:
             return self._master
         try:
-            return rtofs_config.load().spark_master or "local[*]"
+            settings = rtofs_config.load()
         except RtofsError as e:
             return f"<settings unreadable: {e}>"
+        if settings.notebook_spark == "slurm":
+            return "your own cluster in this Slurm job"
+        return local_master()
 
     @property
     def started(self) -> bool:
@@ -171,13 +185,21 @@ class LazySpark:
         from rtofs_lib.jobs import spark as sparkmod
 
         settings = rtofs_config.load()  # ConfigError (an RtofsError) names the bad setting
-        master = self._master or settings.spark_master or "local[*]"
+        self._stop_cluster()
+        conf = dict(self._conf)
+        if self._master:
+            master = self._master
+        elif settings.notebook_spark == "slurm":
+            master = self._start_cluster(settings, conf)
+        else:
+            master = local_master()
         check_master(master)
         try:
             self._session = sparkmod.session(
-                master, app_name=self._app_name, settings=settings, **self._conf
+                master, app_name=self._app_name, settings=settings, **conf
             )
         except RtofsError:
+            self._stop_cluster()
             raise
         except ImportError as e:
             raise RtofsError(
@@ -189,17 +211,48 @@ class LazySpark:
             hint = "check the master URL and that the cluster is up"
             if "JAVA" in text.upper():
                 hint = "is Java 17 installed on this host (java -version) and JAVA_HOME right?"
+            self._stop_cluster()
             raise RtofsError(
                 f"Spark did not start with master {master}: {type(e).__name__}: {text} ({hint}; "
                 "`spark` tries again on next use)"
             ) from e
         return self._session
 
+    def _start_cluster(self, settings: rtofs_config.Settings, conf: dict[str, Any]) -> str:
+        """Start the personal cluster in this Slurm allocation; add its driver properties."""
+        from rtofs_lib.jobs.personal import Allocation, PersonalCluster
+
+        if Allocation.from_env() is None:
+            raise RtofsError(
+                "notebook_spark is 'slurm' but this kernel runs outside a Slurm job; start "
+                "your server from the hub, or use LazySpark(master='local[2]') here"
+            )
+        cluster = PersonalCluster(settings=settings).start()
+        # the driver's RPC and UI on the address the executors reach it at
+        os.environ["SPARK_LOCAL_IP"] = cluster.host
+        self._cluster = cluster
+        atexit.register(cluster.stop)
+        conf.update({k: v for k, v in cluster.spark_conf().items() if k not in conf})
+        return cluster.master_url
+
+    def _stop_cluster(self) -> None:
+        cluster, self._cluster = getattr(self, "_cluster", None), None
+        if cluster is not None:
+            cluster.stop()
+            atexit.unregister(cluster.stop)
+
+    @property
+    def cluster(self) -> Any:
+        """The personal Spark cluster of this kernel (None: local mode or not started)."""
+        return getattr(self, "_cluster", None)
+
     def stop(self) -> None:
-        """Stop the session if it runs (frees the executors); the next use starts a new one."""
+        """Stop the session if it runs (frees the executors, ends a personal cluster's Slurm
+        step); the next use starts a new one."""
         if self.started:
             self._session.stop()  # type: ignore[union-attr]
         self._session = None
+        self._stop_cluster()
 
     def __getattr__(self, name: str) -> Any:
         # Private and dunder names never start Spark: IPython's display machinery probes

@@ -25,18 +25,10 @@ from types import TracebackType
 
 from rtofs_lib.atomic import atomic_path
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.jobs.spark import spark_home
 
 _WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 _MASTER_CLASS = "org.apache.spark.deploy.master.Master"
-
-
-def spark_home() -> Path:
-    """Return the Spark installation bundled in the pyspark wheel (or ``$SPARK_HOME``)."""
-    if os.environ.get("SPARK_HOME"):
-        return Path(os.environ["SPARK_HOME"])
-    import pyspark
-
-    return Path(pyspark.__file__).parent
 
 
 def free_port() -> int:
