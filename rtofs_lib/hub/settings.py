@@ -171,6 +171,25 @@ def _check_profile_keys(profile: dict, source: Path, dotted: str) -> None:
             raise ConfigError(f"{source}: {dotted}.{key} must be a {kind.__name__}, got {value!r}")
 
 
+def _check_profile(name: str, p: dict, source: Path) -> None:
+    where = f"{source}: profiles.{name}"
+    if not PROFILE_NAME.match(name):
+        raise ConfigError(f"{where}: name must be lower-case letters, digits, - or _")
+    missing = {"cpus", "memory", "runtime"} - set(p)
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+    if p["cpus"] < 1:
+        raise ConfigError(f"{where}.cpus must be at least 1, got {p['cpus']}")
+    if p.get("nodes", 1) < 1:
+        raise ConfigError(f"{where}.nodes must be at least 1, got {p['nodes']}")
+    if not MEMORY.match(p["memory"]):
+        raise ConfigError(f"{where}.memory must look like 2G or 512M, got {p['memory']!r}")
+    if not RUNTIME.match(p["runtime"]):
+        raise ConfigError(
+            f"{where}.runtime must be Slurm time like 08:00:00 or 1-00:00:00, got {p['runtime']!r}"
+        )
+
+
 def _check(s: dict, source: Path) -> None:
     kind = s["spawner"]["kind"]
     if kind not in ("slurm", "local"):
@@ -178,23 +197,7 @@ def _check(s: dict, source: Path) -> None:
     if not profiles(s):
         raise ConfigError(f"{source}: no enabled [profiles.<name>]; define at least one")
     for name, p in s["profiles"].items():
-        where = f"{source}: profiles.{name}"
-        if not PROFILE_NAME.match(name):
-            raise ConfigError(f"{where}: name must be lower-case letters, digits, - or _")
-        missing = {"cpus", "memory", "runtime"} - set(p)
-        if missing:
-            raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
-        if p["cpus"] < 1:
-            raise ConfigError(f"{where}.cpus must be at least 1, got {p['cpus']}")
-        if p.get("nodes", 1) < 1:
-            raise ConfigError(f"{where}.nodes must be at least 1, got {p['nodes']}")
-        if not MEMORY.match(p["memory"]):
-            raise ConfigError(f"{where}.memory must look like 2G or 512M, got {p['memory']!r}")
-        if not RUNTIME.match(p["runtime"]):
-            raise ConfigError(
-                f"{where}.runtime must be Slurm time like 08:00:00 or 1-00:00:00, "
-                f"got {p['runtime']!r}"
-            )
+        _check_profile(name, p, source)
     if s["spawner"]["default_profile"] not in profiles(s):
         raise ConfigError(
             f"{source}: spawner.default_profile {s['spawner']['default_profile']!r} is not an "
