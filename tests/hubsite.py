@@ -540,3 +540,75 @@ def teardown(
     if munge_pid is not None:
         os.kill(munge_pid, signal.SIGTERM)
     shutil.rmtree(base, ignore_errors=True)
+
+
+# --- a kernel on a user's server --------------------------------------------------------------
+
+
+class NotebookKernel:
+    """A kernel on a user's server, driven over its websocket as JupyterLab does.
+
+    ``base`` is the hub's public URL; ``sslopt`` goes to websocket-client (e.g.
+    ``{"ca_certs": cert}`` for a hub with its own certificate). ``run`` returns a cell's
+    stdout and raises with the traceback on an error; ``close`` shuts the kernel down.
+    """
+
+    def __init__(self, s: requests.Session, base: str, user: str, kernel: str = "rtofs",
+                 *, sslopt: dict | None = None, timeout: float = 300) -> None:  # fmt: skip
+        import websocket
+
+        self.s, self.user = s, user
+        self.api = f"{base}/user/{user}/api"
+        self.token = s.cookies.get("_xsrf", path=f"/user/{user}/")
+        r = s.post(
+            f"{self.api}/sessions",
+            json={"path": "hub-test.ipynb", "type": "notebook", "kernel": {"name": kernel}},
+            headers={"X-XSRFToken": self.token},
+            timeout=120,
+        )
+        assert r.status_code == 201, r.text[:300]
+        self.kernel_id = r.json()["kernel"]["id"]
+        cookies = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+        self.ws = websocket.create_connection(
+            f"{self.api.replace('http', 'ws', 1)}/kernels/{self.kernel_id}/channels",
+            header=[f"Cookie: {cookies}", f"X-XSRFToken: {self.token}"],
+            origin=base,
+            timeout=timeout,
+            sslopt=sslopt or {},
+        )
+
+    def run(self, code: str) -> str:
+        """Run ``code``; return its stdout."""
+        import uuid
+
+        msg_id = uuid.uuid4().hex
+        self.ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.user,
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))  # fmt: skip
+        out = []
+        while True:
+            m = json.loads(self.ws.recv())
+            if m.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = m["msg_type"]
+            if kind == "stream" and m["content"]["name"] == "stdout":
+                out.append(m["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(m["content"]["traceback"]))
+            elif kind == "status" and m["content"]["execution_state"] == "idle":
+                return "".join(out)
+
+    def close(self) -> None:
+        """Close the websocket and shut the kernel down (if it still runs)."""
+        self.ws.close()
+        self.s.delete(f"{self.api}/kernels/{self.kernel_id}", headers={"X-XSRFToken": self.token})
+
+    def __enter__(self) -> NotebookKernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

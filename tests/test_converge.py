@@ -9,6 +9,7 @@ Converge times go to ``test-artifacts/converge-times.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -692,6 +693,72 @@ def test_hub_restart_keeps_the_running_server(cluster, running_server):
         return r.json()["servers"][""]["ready"] if r.status_code == 200 else r.status_code
 
     assert _poll(ready, True) is True
+
+
+# --- a researcher's own Spark from her notebook, through the hub --------------------------------
+
+#: A cell of the shared kernel: the first use of ``spark`` (timed), then tasks on every node.
+NOTEBOOK_SPARK_CELL = """
+import json, os, socket, time
+t0 = time.monotonic()
+sc = spark.sparkContext
+sc.parallelize([0], 1).collect()
+first = time.monotonic() - t0
+while sc._jsc.sc().getExecutorMemoryStatus().size() < 3 and time.monotonic() - t0 < 120:
+    time.sleep(0.5)  # both workers' executors and the driver
+rows = sc.parallelize(range(16), 16).map(lambda _: (socket.gethostname(), os.getuid()))
+print(json.dumps({"rows": sorted(set(rows.collect())), "first_task_s": first,
+                  "kernel": [socket.gethostname(), os.getpid()]}))
+"""
+
+
+@pytest.fixture(scope="class")
+def bob_notebook(cluster, hub_cert):
+    """bob's server with the two-worker profile, and a kernel that used ``spark`` once."""
+    from hubsite import NotebookKernel
+
+    base = f"https://{cluster.address('hub')}:{HUB_PORT}"
+    s, xsrf = _login(base, hub_cert, OTHER)
+    headers = {"X-XSRFToken": s.cookies.get("_xsrf", xsrf), "Referer": f"{base}/hub/home"}
+    r = s.post(f"{base}/hub/api/users/{OTHER}/server", json={"profile": "spark2"}, headers=headers)
+    assert r.status_code in (201, 202), r.text
+
+    def ready():
+        model = s.get(f"{base}/hub/api/users/{OTHER}", headers=headers, timeout=30).json()
+        return bool(model.get("servers", {}).get("", {}).get("ready"))
+
+    assert _poll(ready, True, timeout=300), cluster.run("hub", "squeue").stdout
+    assert s.get(f"{base}/user/{OTHER}/lab", timeout=60).status_code == 200
+    kernel = NotebookKernel(s, base, OTHER, sslopt={"ca_certs": hub_cert})
+    try:
+        result = json.loads(kernel.run(NOTEBOOK_SPARK_CELL).strip().splitlines()[-1])
+        yield result
+    finally:
+        with contextlib.suppress(Exception):
+            kernel.close()
+        s.delete(f"{base}/hub/api/users/{OTHER}/server", headers=headers, timeout=60)
+        _poll(lambda: cluster.run("hub", f"squeue -h -u {OTHER}").stdout.strip(), "", timeout=120)
+
+
+class TestNotebookSparkThroughTheHub:
+    """bob's notebook on the two-worker profile: his ``spark`` is his own cluster."""
+
+    def test_notebook_spark_runs_as_the_researcher_on_both_workers(self, bob_notebook):
+        hosts = {(host, uid) for host, uid in bob_notebook["rows"]}
+        assert hosts == {("worker1", 3002), ("worker2", 3002)}
+        print(f"notebook spark: first task after {bob_notebook['first_task_s']:.1f} s")
+
+    def test_killing_the_notebook_kernel_leaves_none_of_his_spark_processes(
+        self, cluster, bob_notebook
+    ):
+        host, pid = bob_notebook["kernel"]
+        assert any("java" in v for v in _spark_processes(cluster, OTHER).values())
+        cluster.run(host, f"kill -9 {pid}")
+        gone = _poll(lambda: _spark_processes(cluster, OTHER), {"worker1": "", "worker2": ""},
+                     timeout=90)  # fmt: skip
+        assert gone == {"worker1": "", "worker2": ""}
+        state = cluster.run("hub", f"squeue -h -u {OTHER} -o %T").stdout.strip()
+        assert state == "RUNNING"  # his server goes on; only its Spark is gone
 
 
 # --- the shared kernel -------------------------------------------------------------------------

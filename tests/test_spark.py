@@ -151,9 +151,13 @@ def test_standalone_tasks_run_on_both_workers(spark_cluster, spark_sessions):
 # --- authentication ------------------------------------------------------------------------------
 
 CLIENT = """
-import sys
+import os, subprocess, sys
 from rtofs_lib.jobs import spark
 s = spark.session(sys.argv[1], **{"spark.executor.memory": "512m"})
+if os.environ.get("RTOFS_SPARK_SECRET_FILE"):
+    secret = open(os.environ["RTOFS_SPARK_SECRET_FILE"]).read().strip()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    print("SECRET ON A COMMAND LINE:", secret in ps, flush=True)
 print("RESULT", sum(s.sparkContext.parallelize(range(10), 2).collect()), flush=True)
 s.stop()
 """
@@ -197,6 +201,17 @@ def test_client_with_the_secret_runs_jobs(spark_auth_cluster, tmp_path):
         client(spark_auth_cluster.master_url, tmp_path, str(secret)), ("RESULT", *REJECTED), 180
     )
     assert "RESULT 45" in out
+
+
+@pytest.mark.cluster
+def test_client_keeps_the_secret_off_every_command_line(spark_auth_cluster, tmp_path):
+    secret = tmp_path / "spark.secret"
+    secret.write_text(SPARK_TEST_SECRET + "\n")
+    out = read_until(
+        client(spark_auth_cluster.master_url, tmp_path, str(secret)), ("RESULT", *REJECTED), 180
+    )
+    assert "SECRET ON A COMMAND LINE: False" in out and "RESULT 45" in out
+    assert not list(tmp_path.rglob("driver-*.properties"))  # the JVM read it; it is gone
 
 
 @pytest.mark.cluster

@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,10 @@ SECRET_ENV = "_SPARK_AUTH_SECRET"
 #: Share of the allocation's memory on a node that the node's executor may use (the rest is
 #: the notebook server's, the kernel's and the Python workers').
 EXECUTOR_MEMORY_SHARE = 0.5
+#: Heap and JVM options of the personal master and workers (a scheduler, no data: small,
+#: and compiled for start-up rather than peak speed).
+DAEMON_MEMORY = "256m"
+DAEMON_JAVA_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
 #: Seconds between checks that the kernel (or the master) is still there.
 WATCH_INTERVAL = 1.0
 
@@ -182,12 +187,15 @@ class PersonalCluster:
         }
 
     def start(self, timeout: float = 120.0) -> PersonalCluster:
-        """Start the step and wait until a worker on every node has registered.
+        """Start the step; return once its master accepts connections.
+
+        The workers start meanwhile: start the driver now (its JVM boots while they do),
+        then :meth:`wait_for_workers`.
 
         Raises
         ------
         RtofsError
-            If the step ends early or the workers do not register within ``timeout``
+            If the step ends early or the master does not answer within ``timeout``
             seconds; the message quotes the end of the step's log.
         """
         a = self.allocation
@@ -209,24 +217,38 @@ class PersonalCluster:
             self.step = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        self._wait_for_workers(timeout)
+        self._wait_for("its master", lambda _: _listening(self.host, self.port), timeout)
         return self
 
-    def _wait_for_workers(self, timeout: float) -> None:
+    def wait_for_workers(self, timeout: float = 120.0) -> None:
+        """Wait until a worker on every node of the allocation has registered.
+
+        Raises
+        ------
+        RtofsError
+            As :meth:`start`.
+        """
         want = self.allocation.nodes
+        self._wait_for(
+            f"{want} worker(s)",
+            lambda text: text.count("Successfully registered with master") >= want,
+            timeout,
+        )
+
+    def _wait_for(self, what: str, done: Callable[[str], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace") if self.log.exists() else ""
-            if text.count("Successfully registered with master") >= want:
+            if done(text):
                 return
-            if self.step is not None and self.step.poll() is not None:
+            if self.step is None or self.step.poll() is not None:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         self.stop()
         raise RtofsError(
             f"your Spark cluster did not start in Slurm job {self.allocation.job_id} "
-            f"(waited for {want} worker(s)); its log {self.log} ends with:\n{tail}"
+            f"(waited for {what}); its log {self.log} ends with:\n{tail}"
         )
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -319,6 +341,9 @@ def run_node(ns: argparse.Namespace) -> int:
         "SPARK_LOCAL_DIRS": str(folder / "local"),
         "SPARK_LOG_DIR": str(folder / "logs"),
         "SPARK_NO_DAEMONIZE": "1",
+        # small control-plane JVMs that start fast (executors are not affected)
+        "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+        "SPARK_DAEMON_JAVA_OPTS": DAEMON_JAVA_OPTS,
     }
     procs: list[subprocess.Popen] = []
 

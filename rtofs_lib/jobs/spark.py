@@ -10,7 +10,10 @@
   for read-only archive access, scratch (``spark.local.dir``) on local disk;
 - an application name that says who started it (``rtofs-render (alice)``);
 - ``spark.authenticate`` with the shared secret read from ``spark_secret_file`` when
-  the cluster uses one.
+  the cluster uses one (or the secret passed as ``spark.authenticate.secret``, for a
+  personal cluster). Secret properties never reach a command line: PySpark puts a new
+  session's properties on the driver JVM's, which every user of the host sees in ``ps``;
+  they go to the JVM in a file only the user can read (``--properties-file``).
 
 Examples
 --------

@@ -4,10 +4,14 @@ The kernel is this environment's Python running ``ipykernel`` with a start-up fi
 (``startup.py`` beside ``kernel.json``, run through ``--IPKernelApp.exec_files``) that gives
 every notebook:
 
-- ``spark``: a :class:`LazySpark` handle. The cluster session starts on first use
-  (:func:`rtofs_lib.jobs.spark.session`), so an idle kernel holds no executors; a broken
-  cluster does not break the kernel, ``spark`` then raises an :class:`RtofsError` that
-  says what is wrong;
+- ``spark``: a :class:`LazySpark` handle, the researcher's own Spark, started on first use
+  (so an idle kernel holds nothing). The setting ``notebook_spark`` says which: ``slurm``
+  (the cluster): a personal Spark master and workers in the notebook server's Slurm
+  allocation, as her own job step, on every node the profile gave her
+  (:mod:`rtofs_lib.jobs.personal`); ``local`` (one host): ``local[N]`` on the kernel's
+  cores. Never the platform's cluster. A Spark that cannot start does not break the
+  kernel: ``spark`` raises an :class:`RtofsError` saying what is wrong; ``spark.stop()``
+  ends the session and its Slurm step;
 - ``rtofs`` (the library), ``open_file``, ``open_day``, ``config`` (the settings), and
   the viewers (``viewer``, ``SSTViewer``).
 
@@ -28,6 +32,7 @@ PosixPath('/usr/local/share/jupyter/kernels/rtofs')
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import socket
@@ -198,8 +203,10 @@ class LazySpark:
             self._session = sparkmod.session(
                 master, app_name=self._app_name, settings=settings, **conf
             )
+            if self._cluster is not None:  # its workers started while the driver did
+                self._cluster.wait_for_workers()
         except RtofsError:
-            self._stop_cluster()
+            self._stop_session()
             raise
         except ImportError as e:
             raise RtofsError(
@@ -211,7 +218,7 @@ class LazySpark:
             hint = "check the master URL and that the cluster is up"
             if "JAVA" in text.upper():
                 hint = "is Java 17 installed on this host (java -version) and JAVA_HOME right?"
-            self._stop_cluster()
+            self._stop_session()
             raise RtofsError(
                 f"Spark did not start with master {master}: {type(e).__name__}: {text} ({hint}; "
                 "`spark` tries again on next use)"
@@ -234,6 +241,14 @@ class LazySpark:
         atexit.register(cluster.stop)
         conf.update({k: v for k, v in cluster.spark_conf().items() if k not in conf})
         return cluster.master_url
+
+    def _stop_session(self) -> None:
+        """After a failed start: no half-started session or cluster is left."""
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                self._session.stop()
+            self._session = None
+        self._stop_cluster()
 
     def _stop_cluster(self) -> None:
         cluster, self._cluster = getattr(self, "_cluster", None), None
