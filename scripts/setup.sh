@@ -43,6 +43,10 @@ fi
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e "$here[$extras]"
+# An editable install leaves out the package's data files (setuptools#3399); a wheel puts this
+# one in place itself: it enables the Spark UI route of every Jupyter server in the venv.
+install -D -m 0644 "$here/jupyter-config/jupyter_server_config.d/rtofs-spark-ui.json" \
+  "$venv/etc/jupyter/jupyter_server_config.d/rtofs-spark-ui.json"
 if [ "$profile" = test ]; then
   npm install --silent --prefix "$here/.node" configurable-http-proxy@^4.6.3  # hub proxy (hub_config/README.md)
 fi

@@ -672,6 +672,7 @@ def kernel_env(monkeypatch, installed_kernel, tmp_path) -> dict[str, str]:
         "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
         "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),
         "IPYTHONDIR": str(tmp_path / "ipython"),
+        "XDG_DATA_HOME": str(tmp_path / "xdg-data"),  # the Spark UI key of kernels in a server
         "RTOFS_SPARK_MASTER": "local[2]",
         "RTOFS_SPARK_LOCAL_DIR": str(tmp_path / "spark-local"),
     }

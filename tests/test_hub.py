@@ -7,16 +7,15 @@ HTTP to the proxy as a browser does. Settings and secrets checks at the top need
 
 from __future__ import annotations
 
-import http.server
+import contextlib
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import requests
-from hubsite import login, server_pid, spawn, xsrf
+from hubsite import login, server_pid, spawn, wait_for, xsrf
 
 from rtofs_lib.errors import ConfigError
 from rtofs_lib.hub import settings as hub_settings
@@ -296,9 +295,11 @@ def test_server_answers_through_the_proxy(hub_site, alice_server):
     assert "started" in r.json()
 
 
-def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rtofs") -> str:
-    """Start ``kernel`` on the user's server, run ``code`` over the kernel websocket as
-    JupyterLab does, and return its stdout (raises with the traceback on an error)."""
+@contextlib.contextmanager
+def kernel_cells(s: requests.Session, site, user: str, kernel: str = "rtofs"):
+    """Start ``kernel`` on the user's server and yield ``run(code) -> stdout``, which runs
+    ``code`` over the kernel websocket as JupyterLab does (raises with the traceback on an
+    error); the kernel is shut down afterwards."""
     import json
     import uuid
 
@@ -320,16 +321,17 @@ def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rto
         origin=site.url,
         timeout=180,
     )
-    msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
-                   "session": uuid.uuid4().hex, "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False},
-    }))  # fmt: skip
-    out = []
-    try:
+
+    def run(code: str) -> str:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))  # fmt: skip
+        out = []
         while True:
             m = json.loads(ws.recv())
             if m.get("parent_header", {}).get("msg_id") != msg_id:
@@ -341,9 +343,18 @@ def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rto
                 raise AssertionError("\n".join(m["content"]["traceback"]))
             elif kind == "status" and m["content"]["execution_state"] == "idle":
                 return "".join(out)
+
+    try:
+        yield run
     finally:
         ws.close()
         s.delete(f"{base}/kernels/{kernel_id}", headers={"X-XSRFToken": token})
+
+
+def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rtofs") -> str:
+    """Run ``code`` in a new ``kernel`` on the user's server; return its stdout."""
+    with kernel_cells(s, site, user, kernel) as run:
+        return run(code)
 
 
 def test_shared_kernel_runs_rtofs_and_a_spark_job_on_the_users_server(hub_site, alice_server):
@@ -371,27 +382,40 @@ def test_job_environment_holds_no_hub_secrets(hub_site, alice_server):
     assert token.encode() not in values
 
 
-def test_users_own_web_ui_is_reachable_under_proxy_route(hub_site, alice_server):
-    """A Spark UI on port 4040 is at /user/<name>/proxy/4040/; any local port works alike."""
+@pytest.fixture
+def bob_server(hub_site):
+    """rttbob, a second researcher, with his own server (stopped afterwards)."""
+    s = spawn(hub_site, "rttbob", "small")[0]
+    yield s
+    s.delete(f"{hub_site.url}/hub/api/users/rttbob/server", headers={"X-XSRFToken": xsrf(s)})
+    wait_for(lambda: not hub_site.slurm.squeue("rttbob"), 60, "rttbob's server to stop")
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"spark-ui-stand-in")
 
-        def log_message(self, *args):
-            pass
+def test_researchers_spark_ui_is_reachable_through_her_server_and_no_one_elses(
+    hub_site, alice_server, bob_server
+):
+    """alice's Spark UI (her kernel's driver) at /user/rttalice/spark-ui/<port>/; bob's
+    server on the same host gets nothing from that port, by either proxy route."""
+    job = "spark.range(1000).selectExpr('id % 3 AS k').groupBy('k').count().collect()"
+    with kernel_cells(alice_server, hub_site, "rttalice") as run:
+        route = run(f"{job}\nprint(spark.ui_url)").strip()
+        port = int(route.rstrip("/").rsplit("/", 1)[1])
+        assert route == f"/user/rttalice/spark-ui/{port}/"
+        ui = f"{hub_site.url}{route}"
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        port = server.server_address[1]
-        r = alice_server.get(f"{hub_site.url}/user/rttalice/proxy/{port}/")
-        assert r.status_code == 200
-        assert r.text == "spark-ui-stand-in"
-    finally:
-        server.shutdown()
+        jobs = alice_server.get(f"{ui}jobs/")
+        assert jobs.status_code == 200
+        assert f"setUIRoot('/user/rttalice/spark-ui/{port}')" in jobs.text
+        assert f'href="{route}jobs/job/?id=0"' in jobs.text
+        assert alice_server.get(f"{ui}jobs/job/?id=0").status_code == 200
+        assert alice_server.get(f"{ui}executors/").status_code == 200
+        (app,) = alice_server.get(f"{ui}api/v1/applications").json()
+        executors = alice_server.get(f"{ui}api/v1/applications/{app['id']}/allexecutors")
+        assert [e["id"] for e in executors.json()] == ["driver"]
+
+        bob = f"{hub_site.url}/user/rttbob"
+        assert bob_server.get(f"{bob}/spark-ui/{port}/jobs/").status_code == 404
+        assert bob_server.get(f"{bob}/proxy/{port}/jobs/").status_code == 403  # Spark's filter
 
 
 def test_dashboard_refuses_an_anonymous_request(hub_site):

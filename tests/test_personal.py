@@ -33,6 +33,15 @@ first = time.monotonic() - t0
 if sys.argv[1] == "hold":
     open(sys.argv[2], "w").write(str(os.getpid()))
     time.sleep(600)
+import re, urllib.error, urllib.request
+def status(port):
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).status
+    except urllib.error.HTTPError as e:
+        return e.code
+log = spark.cluster.log.read_text()
+daemon_uis = {name: status(port) for name, port in
+              re.findall(r"Successfully started service '(MasterUI|WorkerUI)' on port (\d+)", log)}
 steps = subprocess.run(["squeue", "-h", "-s", "-j", os.environ["SLURM_JOB_ID"], "-o", "%i %j"],
                        capture_output=True, text=True).stdout.split("\n")
 ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
@@ -41,6 +50,7 @@ out = {
     "parallelism": sc.defaultParallelism,
     "executor_memory": sc.getConf().get("spark.executor.memory"),
     "secret_on_a_command_line": spark.cluster.secret in ps,
+    "daemon_uis": daemon_uis,
 }
 spark.stop()
 time.sleep(2)
@@ -115,6 +125,10 @@ def test_workers_offer_the_allocations_cores_and_half_its_memory(probe):
 
 def test_session_secret_is_on_no_command_line(probe):
     assert probe["secret_on_a_command_line"] is False
+
+
+def test_master_and_worker_web_uis_answer_nobody(probe):
+    assert probe["daemon_uis"] == {"MasterUI": 403, "WorkerUI": 403}
 
 
 def test_stopping_spark_ends_the_step(probe):

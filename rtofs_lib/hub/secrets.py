@@ -1,8 +1,9 @@
 """The hub's secrets: a cookie secret and the proxy's auth token, each in a 0600 file.
 
 Both are made on first start in the hub's state folder (local disk, mode 0700) and never have a
-default value. A file that other users can read or write, or that belongs to another user, is
-refused with an error that says how to fix it.
+default value (:func:`ensure_secret` also keeps each researcher's Spark UI key,
+:mod:`rtofs_lib.notebook.sparkui`). A file that other users can read or write, or that belongs
+to another user, is refused with an error that says how to fix it.
 """
 
 from __future__ import annotations
@@ -54,9 +55,7 @@ def ensure_secret(path: str | Path, nbytes: int = 32) -> str:
     except ValueError:
         text = ""
     if not text:
-        raise ConfigError(
-            f"{path}: not a hex secret; delete it and the hub makes a new one on its next start"
-        )
+        raise ConfigError(f"{path}: not a hex secret; delete it and a new one is made on next use")
     return text
 
 
@@ -72,8 +71,8 @@ def check_private(path: str | Path) -> None:
         )
     if st.st_uid != os.geteuid():
         raise ConfigError(
-            f"{path}: secret file belongs to uid {st.st_uid}, not to the hub user "
-            f"(uid {os.geteuid()}); chown it to the user that runs the hub"
+            f"{path}: secret file belongs to uid {st.st_uid}, not to the user reading it "
+            f"(uid {os.geteuid()}); chown it to that user"
         )
 
 

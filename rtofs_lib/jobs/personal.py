@@ -329,8 +329,14 @@ def run_node(ns: argparse.Namespace) -> int:
     (folder / "spark-conf").mkdir(mode=0o700, exist_ok=True)
     props = folder / "daemon.properties"
     fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The master's and workers' web UIs (which list her applications and serve her executors'
+    # logs) answer nobody: a token filter with a key that never leaves this process.
+    from rtofs_lib.notebook.sparkui import FILTER_PARAM, JWS_FILTER, b64url
+
     with os.fdopen(fd, "w") as f:
         f.write("spark.authenticate=true\nspark.ui.killEnabled=false\n")
+        f.write(f"spark.ui.filters={JWS_FILTER}\n")
+        f.write(f"{FILTER_PARAM}.secretKey={b64url(secrets.token_bytes(32))}\n")
     here = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
     is_master = here == ns.master_node
     address = ns.master_host if is_master else node_address(here)

@@ -11,7 +11,9 @@ every notebook:
   (:mod:`rtofs_lib.jobs.personal`); ``local`` (one host): ``local[N]`` on the kernel's
   cores. Never the platform's cluster. A Spark that cannot start does not break the
   kernel: ``spark`` raises an :class:`RtofsError` saying what is wrong; ``spark.stop()``
-  ends the session and its Slurm step;
+  ends the session and its Slurm step. In a Jupyter server its UI is at
+  ``spark.ui_url`` on the user's own server (``/user/alice/spark-ui/<port>/``) and
+  nowhere else (:mod:`.sparkui`);
 - ``rtofs`` (the library), ``open_file``, ``open_day``, ``config`` (the settings), and
   the viewers (``viewer``, ``SSTViewer``).
 
@@ -46,6 +48,7 @@ from urllib.parse import urlsplit
 from rtofs_lib import atomic
 from rtofs_lib import config as rtofs_config
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.notebook import sparkui
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -154,6 +157,7 @@ class LazySpark:
         self._conf = conf
         self._session: SparkSession | None = None
         self._cluster: Any = None
+        self._ui_proxied = False  # the UI is behind this user's Jupyter server
 
     def _resolved_master(self) -> str:
         if self._master:
@@ -191,7 +195,11 @@ class LazySpark:
 
         settings = rtofs_config.load()  # ConfigError (an RtofsError) names the bad setting
         self._stop_cluster()
-        conf = dict(self._conf)
+        # In a Jupyter server: the UI behind this user's server (rtofs_lib.notebook.sparkui);
+        # session() hands the secret ones (the UI key) to the JVM in a private file.
+        ui_public, ui_secret = sparkui.driver_ui_conf()
+        self._ui_proxied = bool(ui_public)
+        conf = {**ui_public, **ui_secret, **self._conf}
         if self._master:
             master = self._master
         elif settings.notebook_spark == "slurm":
@@ -286,10 +294,24 @@ class LazySpark:
             pass
         return sorted(names)
 
+    @property
+    def ui_url(self) -> str | None:
+        """The Spark UI's address, None when not started (or started without a UI).
+
+        In a Jupyter server: the route on this user's server (``/user/alice/spark-ui/4050/``,
+        the only way in, see :mod:`rtofs_lib.notebook.sparkui`); elsewhere Spark's own.
+        """
+        if not self.started:
+            return None
+        web_url = self._session.sparkContext.uiWebUrl  # type: ignore[union-attr]
+        if self._ui_proxied:
+            return sparkui.ui_url(web_url)
+        return web_url
+
     def __repr__(self) -> str:
         if self.started:
             sc = self._session.sparkContext  # type: ignore[union-attr]
-            return f"<spark: running on {sc.master}, app {sc.appName!r}, UI {sc.uiWebUrl}>"
+            return f"<spark: running on {sc.master}, app {sc.appName!r}, UI {self.ui_url}>"
         return f"<spark: not started; starts on first use with master {self._resolved_master()}>"
 
 
