@@ -318,31 +318,28 @@ def _daemon(cls: str, args: list[str], folder: Path, env: dict[str, str]) -> sub
     return subprocess.Popen(cmd, env=env, cwd=folder)
 
 
-def run_node(ns: argparse.Namespace) -> int:
-    """The step's task on one node: the master (on the kernel's node) and a worker."""
-    if SECRET_ENV not in os.environ:
-        print(f"rtofs personal spark: {SECRET_ENV} is not set", file=sys.stderr)
-        return 2
-    settings = config.load()
-    folder = private_folder(settings, ns.session) / f"node-{socket.gethostname()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    (folder / "spark-conf").mkdir(mode=0o700, exist_ok=True)
-    props = folder / "daemon.properties"
-    fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    # The master's and workers' web UIs (which list her applications and serve her executors'
-    # logs) answer nobody: a token filter with a key that never leaves this process.
+def _node_folder(session: str) -> Path:
+    """This node's private folder of the session, with the daemons' properties file."""
     from rtofs_lib.notebook.sparkui import FILTER_PARAM, JWS_FILTER, b64url
 
+    folder = private_folder(config.load(), session) / f"node-{socket.gethostname()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / "spark-conf").mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / "daemon.properties", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The master's and workers' web UIs (which list her applications and serve her executors'
+    # logs) answer nobody: a token filter with a key that never leaves this process.
     with os.fdopen(fd, "w") as f:
         f.write("spark.authenticate=true\nspark.ui.killEnabled=false\n")
         f.write(f"spark.ui.filters={JWS_FILTER}\n")
         f.write(f"{FILTER_PARAM}.secretKey={b64url(secrets.token_bytes(32))}\n")
-    here = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
-    is_master = here == ns.master_node
-    address = ns.master_host if is_master else node_address(here)
-    env = {
+    return folder
+
+
+def _node_env(folder: Path, address: str) -> dict[str, str]:
+    """The daemons' environment: the secret (inherited), none of the platform's settings."""
+    return {
         **os.environ,
-        "SPARK_CONF_DIR": str(folder / "spark-conf"),  # none of the platform's settings
+        "SPARK_CONF_DIR": str(folder / "spark-conf"),
         "SPARK_LOCAL_IP": address,
         "SPARK_LOCAL_DIRS": str(folder / "local"),
         "SPARK_LOG_DIR": str(folder / "logs"),
@@ -351,6 +348,18 @@ def run_node(ns: argparse.Namespace) -> int:
         "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
         "SPARK_DAEMON_JAVA_OPTS": DAEMON_JAVA_OPTS,
     }
+
+
+def run_node(ns: argparse.Namespace) -> int:
+    """The step's task on one node: the master (on the kernel's node) and a worker."""
+    if SECRET_ENV not in os.environ:
+        print(f"rtofs personal spark: {SECRET_ENV} is not set", file=sys.stderr)
+        return 2
+    folder = _node_folder(ns.session)
+    here = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    is_master = here == ns.master_node
+    address = ns.master_host if is_master else node_address(here)
+    env = _node_env(folder, address)
     procs: list[subprocess.Popen] = []
 
     def stop(*_: object) -> None:
