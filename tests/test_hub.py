@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hubsite import login, server_pid, spawn, wait_for, xsrf
+from hubsite import NotebookKernel, login, server_pid, spawn, wait_for, xsrf
 
 from rtofs_lib.errors import ConfigError
 from rtofs_lib.hub import settings as hub_settings
@@ -296,65 +296,10 @@ def test_server_answers_through_the_proxy(hub_site, alice_server):
 
 
 @contextlib.contextmanager
-def kernel_cells(s: requests.Session, site, user: str, kernel: str = "rtofs"):
-    """Start ``kernel`` on the user's server and yield ``run(code) -> stdout``, which runs
-    ``code`` over the kernel websocket as JupyterLab does (raises with the traceback on an
-    error); the kernel is shut down afterwards."""
-    import json
-    import uuid
-
-    import websocket
-
-    base = f"{site.url}/user/{user}/api"
-    token = s.cookies.get("_xsrf", path=f"/user/{user}/")
-    r = s.post(
-        f"{base}/sessions",
-        json={"path": "hub-test.ipynb", "type": "notebook", "kernel": {"name": kernel}},
-        headers={"X-XSRFToken": token},
-    )
-    assert r.status_code == 201, r.text[:300]
-    kernel_id = r.json()["kernel"]["id"]
-    cookies = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
-    ws = websocket.create_connection(
-        f"{base.replace('http', 'ws', 1)}/kernels/{kernel_id}/channels",
-        header=[f"Cookie: {cookies}", f"X-XSRFToken: {token}"],
-        origin=site.url,
-        timeout=180,
-    )
-
-    def run(code: str) -> str:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))  # fmt: skip
-        out = []
-        while True:
-            m = json.loads(ws.recv())
-            if m.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = m["msg_type"]
-            if kind == "stream" and m["content"]["name"] == "stdout":
-                out.append(m["content"]["text"])
-            elif kind == "error":
-                raise AssertionError("\n".join(m["content"]["traceback"]))
-            elif kind == "status" and m["content"]["execution_state"] == "idle":
-                return "".join(out)
-
-    try:
-        yield run
-    finally:
-        ws.close()
-        s.delete(f"{base}/kernels/{kernel_id}", headers={"X-XSRFToken": token})
-
-
 def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rtofs") -> str:
     """Run ``code`` in a new ``kernel`` on the user's server; return its stdout."""
-    with kernel_cells(s, site, user, kernel) as run:
-        return run(code)
+    with NotebookKernel(s, site.url, user, kernel) as k:
+        return k.run(code)
 
 
 def test_shared_kernel_runs_rtofs_and_a_spark_job_on_the_users_server(hub_site, alice_server):
@@ -397,8 +342,8 @@ def test_researchers_spark_ui_is_reachable_through_her_server_and_no_one_elses(
     """alice's Spark UI (her kernel's driver) at /user/rttalice/spark-ui/<port>/; bob's
     server on the same host gets nothing from that port, by either proxy route."""
     job = "spark.range(1000).selectExpr('id % 3 AS k').groupBy('k').count().collect()"
-    with kernel_cells(alice_server, hub_site, "rttalice") as run:
-        route = run(f"{job}\nprint(spark.ui_url)").strip()
+    with NotebookKernel(alice_server, hub_site.url, "rttalice") as k:
+        route = k.run(f"{job}\nprint(spark.ui_url)").strip()
         port = int(route.rstrip("/").rsplit("/", 1)[1])
         assert route == f"/user/rttalice/spark-ui/{port}/"
         ui = f"{hub_site.url}{route}"
