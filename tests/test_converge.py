@@ -708,7 +708,7 @@ while sc._jsc.sc().getExecutorMemoryStatus().size() < 3 and time.monotonic() - t
     time.sleep(0.5)  # both workers' executors and the driver
 rows = sc.parallelize(range(16), 16).map(lambda _: (socket.gethostname(), os.getuid()))
 print(json.dumps({"rows": sorted(set(rows.collect())), "first_task_s": first,
-                  "kernel": [socket.gethostname(), os.getpid()]}))
+                  "kernel": [socket.gethostname(), os.getpid()], "ui": spark.ui_url}))
 """
 
 
@@ -732,7 +732,7 @@ def bob_notebook(cluster, hub_cert):
     kernel = NotebookKernel(s, base, OTHER, sslopt={"ca_certs": hub_cert})
     try:
         result = json.loads(kernel.run(NOTEBOOK_SPARK_CELL).strip().splitlines()[-1])
-        yield result
+        yield {**result, "session": s, "base": base}
     finally:
         with contextlib.suppress(Exception):
             kernel.close()
@@ -747,6 +747,24 @@ class TestNotebookSparkThroughTheHub:
         hosts = {(host, uid) for host, uid in bob_notebook["rows"]}
         assert hosts == {("worker1", 3002), ("worker2", 3002)}
         print(f"notebook spark: first task after {bob_notebook['first_task_s']:.1f} s")
+
+    def test_his_spark_ui_is_his_through_the_hub_with_both_executors(self, bob_notebook):
+        s, ui = bob_notebook["session"], f"{bob_notebook['base']}{bob_notebook['ui']}"
+        assert bob_notebook["ui"].startswith(f"/user/{OTHER}/spark-ui/")
+        assert s.get(f"{ui}jobs/", timeout=60).status_code == 200
+        assert s.get(f"{ui}executors/", timeout=60).status_code == 200
+        (app,) = s.get(f"{ui}api/v1/applications", timeout=60).json()
+        executors = s.get(f"{ui}api/v1/applications/{app['id']}/allexecutors", timeout=60)
+        hosts = sorted(e["hostPort"].split(":")[0] for e in executors.json() if e["id"] != "driver")
+        assert len(hosts) == 2, executors.text
+
+    def test_another_researcher_gets_nothing_from_his_spark_ui(self, cluster, bob_notebook, hub_cert):
+        base = bob_notebook["base"]
+        port = bob_notebook["ui"].rstrip("/").rsplit("/", 1)[1]
+        alice, _ = _login(base, hub_cert, RESEARCHER)
+        r = alice.get(f"{base}/user/{OTHER}/spark-ui/{port}/jobs/", timeout=60)
+        assert r.status_code in (403, 404) or "/hub/" in r.url  # not bob's page
+        assert "Spark Jobs" not in r.text
 
     def test_killing_the_notebook_kernel_leaves_none_of_his_spark_processes(
         self, cluster, bob_notebook
