@@ -758,7 +758,7 @@ class TestNotebookSparkThroughTheHub:
         hosts = sorted(e["hostPort"].split(":")[0] for e in executors.json() if e["id"] != "driver")
         assert len(hosts) == 2, executors.text
 
-    def test_another_researcher_gets_nothing_from_his_spark_ui(self, cluster, bob_notebook, hub_cert):
+    def test_another_researcher_gets_nothing_from_his_spark_ui(self, bob_notebook, hub_cert):
         base = bob_notebook["base"]
         port = bob_notebook["ui"].rstrip("/").rsplit("/", 1)[1]
         alice, _ = _login(base, hub_cert, RESEARCHER)
