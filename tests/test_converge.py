@@ -524,27 +524,6 @@ class TestResearchersSparkBesideAnother:
         assert unit["ActiveState"] == "active", unit
 
 
-def test_killing_the_kernel_leaves_none_of_her_spark_processes(cluster):
-    _write_personal_job(cluster)
-    cmd = PERSONAL_ALLOC.format(mode="hold", after="sleep 300")
-    cluster.run("hub", f"nohup {cmd} > /tmp/alice-hold.log 2>&1 &", user=RESEARCHER)
-    _poll(lambda: _ready_node(cluster, RESEARCHER) != "", True, timeout=240)
-    node = _ready_node(cluster, RESEARCHER)
-    assert node, cluster.run("hub", "cat /tmp/alice-hold.log").stdout[-3000:]
-    running = _spark_processes(cluster, RESEARCHER)
-    assert all("java" in running[w] for w in running), running
-    pid = cluster.run(node, f"cat /tmp/{RESEARCHER}-ready").stdout.strip()
-    cluster.run(node, f"kill -9 {pid}")
-    gone = _poll(lambda: _spark_processes(cluster, RESEARCHER), {"worker1": "", "worker2": ""},
-                 timeout=90)  # fmt: skip
-    try:
-        assert gone == {"worker1": "", "worker2": ""}
-        # while the allocation itself (her server) lives on
-        assert cluster.run("hub", f"squeue -h -u {RESEARCHER} -o %T").stdout.strip() == "RUNNING"
-    finally:
-        cluster.run("hub", f"scancel -u {RESEARCHER}")
-
-
 #: The units of the layout before the stream: the crawl's OnSuccess= started this job.
 OLD_RENDER_UNIT = """[Unit]
 Description=Render Global RTOFS maps from the archive (rtofs run)
