@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder to keep the sample file and cache in")
     args = parser.parse_args()
 
-    from rtofs_lib.fields import netcdf, reader, regrid
+    from rtofs_lib.fields import cachefile, netcdf, reader, regrid
     from rtofs_lib.fields.grid import Grid, clear_memory
     from rtofs_lib.testing import sample
 
@@ -80,14 +80,14 @@ def main() -> None:
     build = time.perf_counter() - t0
     t0 = time.perf_counter()
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"grid-{key}.npz", "wb") as f:
-        tree.save(f)
+    with open(cache / f"grid-{key}.tree", "wb") as f:
+        tree.save(f, f"grid-{key}")
     save = time.perf_counter() - t0
     print(f"tree build (cold, once per grid)   {build:7.3f} s")
     print(f"tree save to cache                 {save:7.3f} s")
-    load = best(lambda: regrid.load_tree(cache / f"grid-{key}.npz"))
+    load = best(lambda: regrid.load_tree(cache / f"grid-{key}.tree", f"grid-{key}"))
     print(f"tree load from cache               {load:7.3f} s  {load / build:.2f}x of build")
-    size_mb = (cache / f"grid-{key}.npz").stat().st_size / 1e6
+    size_mb = (cache / f"grid-{key}.tree").stat().st_size / 1e6
     print(f"tree cache size                    {size_mb:7.0f} MB")
 
     for width in (1500, 4500):
@@ -97,7 +97,8 @@ def main() -> None:
         query = time.perf_counter() - t0
         Grid(lat, lon, key=key, cache_dir=cache).index(raster)  # writes the index cache
         clear_memory()
-        index_load = best(lambda r=raster: np.load(cache / f"index-{key}-{r.key}.npy"))
+        name = f"index-{key}-{raster.key}"
+        index_load = best(lambda n=name: cachefile.read(cache / f"{n}.index", n))
         gather = best(lambda i=index: regrid.apply(data.values, i), repeat=5)
         print(
             f"{width}x{raster.height}: query {query:6.3f} s, index load {index_load:6.3f} s, "

@@ -59,6 +59,11 @@ class MissingVariableError(RtofsFileError):
     """The requested variable is not in the file."""
 
 
+class CacheFileError(RtofsFileError):
+    """A cache file does not hold what its name promises: damaged, altered, built for
+    another key, or of an older format (:mod:`rtofs_lib.fields.cachefile`)."""
+
+
 class UnexpectedGridError(RtofsFileError):
     """The file's grid or dimensions are not those of the RTOFS product."""
 

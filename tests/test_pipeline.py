@@ -291,7 +291,7 @@ def test_driver_builds_the_missing_indices(spark_day, tmp_path, monkeypatch):
 
     work.prepare_grid(path, cache_dir=cache, sizes=("low", "high"))
 
-    indices = sorted(p.name for p in cache.glob("index-*.npy"))
+    indices = sorted(p.name for p in cache.glob("index-*.index"))
     assert len(indices) == 2
     assert all(raster_for(None, s).key in " ".join(indices) for s in ("low", "high"))
 

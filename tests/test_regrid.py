@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from rtofs_lib.fields import reader, regrid
+from rtofs_lib.fields import cachefile, reader, regrid
 from rtofs_lib.fields.grid import Grid, clear_memory
 from rtofs_lib.fields.regrid import Raster, apply, grid_key
 
@@ -215,8 +215,8 @@ def test_first_call_builds_once_and_writes_both_caches(small_grid, tmp_path):
     assert regrid.STATS["tree_build"] - before["tree_build"] == 1
     key = grid_key(lat, lon)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"grid-{key}.npz",
-        f"index-{key}-{raster.key}.npy",
+        f"grid-{key}.tree",
+        f"index-{key}-{raster.key}.index",
     ]  # and no temporary files left behind
 
 
@@ -292,10 +292,10 @@ def test_a_corrupt_index_cache_is_rebuilt(small_grid, tmp_path):
     raster = Raster.global_(180)
     good = get_index(lat, lon, raster, cache_dir=tmp_path)
     clear_memory()
-    path = tmp_path / f"index-{grid_key(lat, lon)}-{raster.key}.npy"
+    path = tmp_path / f"index-{grid_key(lat, lon)}-{raster.key}.index"
     path.write_bytes(b"half a file")
     np.testing.assert_array_equal(get_index(lat, lon, raster, cache_dir=tmp_path), good)
-    np.testing.assert_array_equal(np.load(path), good)
+    np.testing.assert_array_equal(cachefile.read(path, path.stem)["index"], good)
 
 
 def test_concurrent_processes_share_one_cache(small_grid, tmp_path):

@@ -388,4 +388,4 @@ def test_a_new_cache_folder_learns_a_grid_known_in_memory(write_prog, render_cac
     fresh = tmp_path / "fresh-cache"
     render.render_file(path, tmp_path / "m2", sizes=("low",), cache_dir=fresh)
     (note,) = fresh.glob("gridsig-*.txt")  # a fresh process there need not read the grid
-    assert note.read_text().strip() == regrid.grid_key(*netcdf.read_grid(path))
+    assert note.read_text().split()[0] == regrid.grid_key(*netcdf.read_grid(path))

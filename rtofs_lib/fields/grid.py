@@ -4,8 +4,8 @@ A :class:`Grid` is a light handle on one grid (2-D ``lat``/``lon`` as stored, fo
 dropped): its **content key** (:func:`~rtofs_lib.fields.regrid.grid_key`, a hash of the
 coordinates) names everything derived from it, in memory and in the shared cache folder:
 
-* ``grid-<key>.npz``: the k-d tree of the grid points (built once, ~1 min at full size);
-* ``index-<key>-<raster key>.npy``: a :class:`RasterIndex` per lon/lat raster;
+* ``grid-<key>.tree``: the k-d tree of the grid points (built once, ~1 min at full size);
+* ``index-<key>-<raster key>.index``: a :class:`RasterIndex` per lon/lat raster;
 * ``gridsig-<digest>.txt``: the key of a file's grid by a cheap signature (4 coordinate
   chunks), so a fresh process knows its grid without reading the coordinates.
 
@@ -13,6 +13,26 @@ Everything heavy (coordinates, trees, indices, region selections) lives in ONE b
 per process (:data:`MEMORY`); :func:`clear_memory` forgets it (a fresh process in tests).
 Cache files are written atomically and honour the umask; a cache the process cannot write
 (a researcher on the job's cache, a full disk) is logged and the result kept in memory.
+
+**Checked on load.** Trees and indices are checked cache files
+(:mod:`rtofs_lib.fields.cachefile`): each carries the name it was built for (``grid-<key>``,
+``index-<key>-<raster key>``) and a SHA-256 of that name and its arrays. :meth:`Grid.index`
+and the tree load check both; a file that fails (another format or key, truncated, content
+not matching its digest, arrays not of the expected shape) is logged as a warning naming the
+file and what did not match, never used, rebuilt from the coordinates and rewritten
+atomically (kept in memory when the cache is read-only). :meth:`Grid.has_index` checks only
+the header (format, key, size, array shape: no read of the index), so a file whose content
+was altered is reported present and caught by :meth:`Grid.index`. A ``gridsig`` note holds
+the key and a check of signature + key: a damaged note, an older one, or one copied from
+another file's note (which would point the file at another grid's key, whose indices would
+pass their own checks and draw wrong maps) is ignored with a warning, the key computed from
+the coordinates and the note rewritten (when the cache is writable).
+
+What the checks do not protect against: the digests have no secret, so someone who may
+write the cache folder and reads this code can forge consistent files (an index, or a note
+naming another grid). They catch damage, stale formats, files under the wrong name and naive
+tampering. The protection against a malicious writer is that only the service account may
+write the cache folder and researchers only read it (issue 14; set by the Ansible roles).
 
 Examples
 --------
@@ -41,7 +61,8 @@ from typing import Any
 import numpy as np
 
 from rtofs_lib import atomic
-from rtofs_lib.fields import regrid
+from rtofs_lib.errors import CacheFileError
+from rtofs_lib.fields import cachefile, regrid
 from rtofs_lib.fields.regrid import Raster
 
 log = logging.getLogger(__name__)
@@ -191,8 +212,9 @@ class Grid:
         """The grid of an RTOFS file, known by its signature without reading coordinates.
 
         The key is found by the file's grid signature (a few coordinate chunks): in memory,
-        else in a ``gridsig-*.txt`` note in ``cache_dir``, else by hashing the coordinates
-        once (and writing the note for later processes).
+        else in a ``gridsig-*.txt`` note in ``cache_dir`` (used only when its check of
+        signature + key matches), else by hashing the coordinates once (and writing the note
+        for later processes).
         """
         from rtofs_lib.fields import netcdf
 
@@ -205,7 +227,7 @@ class Grid:
         sig, shape = _signature(path)
         digest = hashlib.blake2b(repr(sig).encode(), digest_size=10).hexdigest()
         note = Path(cache_dir) / f"gridsig-{digest}.txt" if cache_dir is not None else None
-        key = MEMORY.get(("signature", sig)) or _read_note(note)
+        key = MEMORY.get(("signature", sig)) or _read_note(note, sig)
         if key is None:
             grid = cls(*netcdf.read_grid(path), cache_dir=cache_dir)
         else:
@@ -214,7 +236,7 @@ class Grid:
             )
         MEMORY.put(("signature", sig), grid.key)
         if note is not None and MEMORY.get(("note", note)) is None:
-            _write_note(note, grid.key)
+            _write_note(note, sig, grid.key)
         return MEMORY.put(memo, grid)
 
     def coords(self) -> tuple[np.ndarray, np.ndarray]:
@@ -237,18 +259,33 @@ class Grid:
     # --- raster indices -------------------------------------------------------------------
 
     def _index_path(self, raster: Raster) -> Path | None:
+        """``index-<key>-<raster key>.index`` in the cache; its stem is the key it carries."""
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"index-{self.key}-{raster.key}.npy"
+        return self.cache_dir / f"index-{self.key}-{raster.key}.index"
 
     def has_index(self, raster: Raster) -> bool:
-        """Whether ``raster``'s index is in memory or in the cache (reads only a header)."""
+        """Whether ``raster``'s index is in memory or in the cache.
+
+        Reads only the cache file's header (format, key, size, shape); :meth:`index` also
+        checks its content against the digest.
+        """
         if MEMORY.get(("index", self.key, raster.key)) is not None:
             return True
-        return _load_index(self._index_path(raster), raster, mmap=True) is not None
+        path = self._index_path(raster)
+        if path is None:
+            return False
+        try:
+            specs = cachefile.check_header(path, path.stem)
+        except OSError:
+            return False
+        return _is_index(specs, raster)
 
     def index(self, raster: Raster) -> RasterIndex:
-        """The index of ``raster`` on this grid: from memory, the cache, or built once."""
+        """The index of ``raster`` on this grid: from memory, the cache, or built once.
+
+        A cache file that fails its check is logged, not used, and rebuilt.
+        """
         memo = ("index", self.key, raster.key)
         with MEMORY.lock:
             found = MEMORY.get(memo)
@@ -262,7 +299,7 @@ class Grid:
             else:
                 index = regrid.query(self._tree(), raster)
                 if path is not None:
-                    _cache_write(path, lambda f: np.save(f, index))
+                    _cache_write(path, lambda f: cachefile.write(f, path.stem, {"index": index}))
             ri = RasterIndex(raster, index)
             return MEMORY.put(memo, ri, ri.nbytes)
 
@@ -271,12 +308,12 @@ class Grid:
         tree = MEMORY.get(memo)
         if tree is not None:
             return tree
-        path = self.cache_dir / f"grid-{self.key}.npz" if self.cache_dir is not None else None
-        tree = regrid.load_tree(path) if path is not None and path.exists() else None
-        if tree is None or tree.shape != self.shape:
+        path = self.cache_dir / f"grid-{self.key}.tree" if self.cache_dir is not None else None
+        tree = _load_tree(path, self.shape)
+        if tree is None:
             tree = regrid.build_tree(*self.coords())
             if path is not None:
-                _cache_write(path, tree.save)
+                _cache_write(path, lambda f: tree.save(f, path.stem))
         return MEMORY.put(memo, tree, tree.nbytes)
 
     def cell_at(self, index: RasterIndex, x: float, y: float) -> tuple[int, int] | None:
@@ -302,34 +339,81 @@ class Grid:
         return found
 
 
-def _load_index(path: Path | None, raster: Raster, *, mmap: bool = False) -> np.ndarray | None:
-    """The cached index of ``raster`` at ``path``, or None (missing, damaged, other shape)."""
+def _is_index(specs: list, raster: Raster) -> bool:
+    """Whether a cache file's arrays are one int32 index of ``raster``'s shape."""
+    return [(n, d, tuple(shape)) for n, d, shape in specs] == [
+        ("index", np.dtype(np.int32), (raster.height, raster.width))
+    ]
+
+
+def _load_index(path: Path | None, raster: Raster) -> np.ndarray | None:
+    """The cached index of ``raster`` at ``path``, checked; None when there is none or it
+    fails its check (logged: it is rebuilt)."""
     if path is None:
         return None
     try:
-        index = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (OSError, ValueError):
+        arrays = cachefile.read(path, path.stem)
+        specs = [(name, a.dtype, a.shape) for name, a in arrays.items()]
+        if not _is_index(specs, raster):
+            raise CacheFileError(path, f"holds {specs}, not an int32 index of {raster.key}")
+    except FileNotFoundError:
         return None
-    if index.shape != (raster.height, raster.width) or index.dtype != np.int32:
+    except OSError as e:  # CacheFileError included
+        log.warning("%s; not used, the index is rebuilt from the grid's coordinates", e)
         return None
-    return index
+    return arrays["index"]
 
 
-def _read_note(note: Path | None) -> str | None:
+def _load_tree(path: Path | None, shape: tuple[int, int]) -> regrid.Tree | None:
+    """The cached tree at ``path``, checked; None when there is none or it fails its check
+    (logged: it is rebuilt)."""
+    if path is None:
+        return None
+    try:
+        tree = regrid.load_tree(path, path.stem)
+        if tree.shape != shape:
+            raise CacheFileError(path, f"a tree of a {tree.shape} grid, not {shape}")
+    except FileNotFoundError:
+        return None
+    except OSError as e:  # CacheFileError included
+        log.warning("%s; not used, the tree is rebuilt from the grid's coordinates", e)
+        return None
+    return tree
+
+
+def _note_check(sig: tuple, key: str) -> str:
+    """The check a ``gridsig`` note carries: a digest of the grid signature and the key."""
+    return hashlib.sha256(f"rtofs-gridsig-1:{sig!r}:{key}".encode()).hexdigest()[:32]
+
+
+def _read_note(note: Path | None, sig: tuple) -> str | None:
+    """The grid key in ``note`` when its check matches ``sig``; None otherwise (logged)."""
     if note is None:
         return None
     try:
-        key = note.read_text().strip() or None
-    except OSError:
+        words = note.read_text().split()
+    except FileNotFoundError:
         return None
-    MEMORY.put(("note", note), True)
-    return key
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("%s: unreadable (%s); not used, the grid's key is computed", note, e)
+        return None
+    if len(words) == 2 and words[1] == _note_check(sig, words[0]):
+        MEMORY.put(("note", note), True)
+        return words[0]
+    what = (
+        "an older note without a check"
+        if len(words) == 1
+        else "its check does not match the file's grid signature and key (damaged, altered, "
+        "or copied from another grid's note)"
+    )
+    log.warning("%s: %s; not used, the grid's key is computed and the note rewritten", note, what)
+    return None
 
 
-def _write_note(note: Path, key: str) -> None:
+def _write_note(note: Path, sig: tuple, key: str) -> None:
     """Remember a grid key in the cache folder (a read-only cache is fine: only slower)."""
     try:
-        atomic.write_text(note, key + "\n", fsync=False)
+        atomic.write_text(note, f"{key} {_note_check(sig, key)}\n", fsync=False)
     except OSError:
         return
     MEMORY.put(("note", note), True)

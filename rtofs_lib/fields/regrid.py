@@ -28,10 +28,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import scipy
 from scipy.spatial import cKDTree
+
+from rtofs_lib.errors import CacheFileError
+from rtofs_lib.fields import cachefile
 
 log = logging.getLogger(__name__)
 
@@ -225,21 +229,25 @@ class Tree:
         """Approximate memory held (points, tree arrays and cell sizes)."""
         return int(self.tree.data.nbytes * 2 + self.tree.indices.nbytes + self.cell.nbytes)
 
-    def save(self, f) -> None:
-        """Write the tree's state to the open binary file ``f`` (``.npz``)."""
+    def save(self, f: IO[bytes], key: str) -> None:
+        """Write the tree's state to the open binary file ``f``, stamped with ``key``.
+
+        The file is a checked cache file (:mod:`rtofs_lib.fields.cachefile`);
+        :func:`load_tree` with the same key reads it back.
+        """
         (buf, data, n, m, leafsize, maxes, mins, indices, _box, _boxdata) = self.tree.__getstate__()
-        np.savez(
-            f,
-            tree_buffer=np.frombuffer(buf, dtype=np.uint8),
-            data=data,
-            nml=np.array([n, m, leafsize], dtype=np.int64),
-            maxes=maxes,
-            mins=mins,
-            indices=indices,
-            cell=self.cell,
-            shape=np.array(self.shape, dtype=np.int64),
-            scipy=np.array(scipy.__version__),
-        )
+        arrays = {
+            "tree_buffer": np.frombuffer(buf, dtype=np.uint8),
+            "data": data,
+            "nml": np.array([n, m, leafsize], dtype=np.int64),
+            "maxes": maxes,
+            "mins": mins,
+            "indices": indices,
+            "cell": self.cell,
+            "shape": np.array(self.shape, dtype=np.int64),
+            "scipy": np.array(scipy.__version__),
+        }
+        cachefile.write(f, key, arrays)
 
 
 def _cell_size(xyz: np.ndarray) -> np.ndarray:
@@ -273,25 +281,33 @@ def build_tree(lat: np.ndarray, lon: np.ndarray) -> Tree:
     return Tree(tree=_new_tree(xyz.reshape(-1, 3)), cell=cell, shape=lat.shape)
 
 
-def load_tree(path: str | Path) -> Tree | None:
-    """Load a tree saved by :meth:`Tree.save`; None when unreadable.
+def load_tree(path: str | Path, key: str) -> Tree:
+    """Load a tree saved by :meth:`Tree.save` with ``key``, checked against it.
 
     A file written by another scipy is rebuilt from its points (the state format is
     scipy's own).
+
+    Raises
+    ------
+    rtofs_lib.errors.CacheFileError
+        The file is not an intact tree built for ``key`` (names the file and what did not
+        match).
+    OSError
+        When the file cannot be read (``FileNotFoundError`` when there is none).
     """
+    z = cachefile.read(path, key)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            shape = tuple(int(v) for v in z["shape"])
-            cell, data = z["cell"], z["data"]
-            if str(z["scipy"]) != scipy.__version__:
-                return Tree(tree=_new_tree(data), cell=cell, shape=shape)  # type: ignore[arg-type]
-            n, m, leafsize = (int(v) for v in z["nml"])
-            state = (z["tree_buffer"].view("S1"), data, n, m, leafsize, z["maxes"],
-                     z["mins"], z["indices"], None, None)  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
-        return None
-    tree = cKDTree.__new__(cKDTree)
-    tree.__setstate__(state)
+        shape = tuple(int(v) for v in z["shape"])
+        cell, data = z["cell"], z["data"]
+        if str(z["scipy"]) != scipy.__version__:
+            return Tree(tree=_new_tree(data), cell=cell, shape=shape)  # type: ignore[arg-type]
+        n, m, leafsize = (int(v) for v in z["nml"])
+        state = (z["tree_buffer"].view("S1"), data, n, m, leafsize, z["maxes"],
+                 z["mins"], z["indices"], None, None)  # fmt: skip
+        tree = cKDTree.__new__(cKDTree)
+        tree.__setstate__(state)
+    except (KeyError, ValueError, TypeError) as e:
+        raise CacheFileError(path, f"not a k-d tree ({e})") from None
     STATS["tree_load"] += 1
     return Tree(tree=tree, cell=cell, shape=shape)  # type: ignore[arg-type]
 
