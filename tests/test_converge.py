@@ -524,6 +524,35 @@ class TestResearchersSparkBesideAnother:
         assert unit["ActiveState"] == "active", unit
 
 
+#: Change the last bytes of every grid index in the shared cache, keeping each file's size.
+TAMPER = r"""
+import pathlib
+for p in sorted(pathlib.Path("/lustre/rtofs/cache").glob("index-*.index")):
+    data = bytearray(p.read_bytes())
+    data[-4096:] = bytes(b ^ 0x5A for b in data[-4096:])
+    p.write_bytes(bytes(data))
+    print(p.name)
+"""
+
+
+def test_a_tampered_grid_index_is_detected_not_used_and_the_maps_stay_right(cluster):
+    found = cluster.run("hub", "ls /lustre/rtofs/archive/rtofs.*/rtofs_glo_2ds_*_prog.nc").stdout
+    nc = found.split()[0]
+    render = (
+        f"rm -rf /tmp/{{out}} && runuser -u spark -- /opt/rtofs/venv/bin/rtofs render {nc} "
+        f"--size low --out /tmp/{{out}} && md5sum /tmp/{{out}}/*.png /tmp/{{out}}/*/*.png 2>/dev/null"
+    )
+    clean = cluster.run("hub", render.format(out="clean"))
+    tampered = cluster.run("hub", f"python3 - <<'EOF'\n{TAMPER}\nEOF")
+    assert tampered.stdout.split(), "no index in the shared cache to tamper with"
+    again = cluster.run("hub", render.format(out="again"))
+    assert "content does not match its digest" in again.stderr, again.stderr
+    digests = {line.split()[0] for line in (clean.stdout + again.stdout).splitlines()}
+    assert len(digests) == 1, clean.stdout + again.stdout  # the same map, byte for byte
+    third = cluster.run("hub", render.format(out="third"))
+    assert "does not match" not in third.stderr  # the rebuilt index was written back
+
+
 #: The units of the layout before the stream: the crawl's OnSuccess= started this job.
 OLD_RENDER_UNIT = """[Unit]
 Description=Render Global RTOFS maps from the archive (rtofs run)
