@@ -109,7 +109,7 @@ def test_spark_master_reports_two_alive_workers(cluster):
 
 def test_platform_spark_job_as_the_service_account_runs_tasks_on_both_workers(cluster):
     cluster.run("hub", WRITE_JOB)
-    r = cluster.run("hub", "runuser -u spark -- python /tmp/sparkjob.py rtofs", timeout=300)
+    r = cluster.run("hub", "python /tmp/sparkjob.py rtofs", user="spark", timeout=300)
     assert "HOSTS worker1,worker2" in r.stdout, r.stderr[-2000:]
 
 
