@@ -40,7 +40,7 @@ if sys.argv[1] == "personal":
     from rtofs_lib.jobs.personal import PersonalCluster
     cluster = PersonalCluster(settings=config.load()).start()
     marks["master answers"] = time.monotonic() - t0
-    os.environ["SPARK_LOCAL_IP"] = cluster.host
+    os.environ.update(cluster.driver_env())
     session = sparkmod.session(cluster.master_url, app_name="bench", **cluster.spark_conf())
     marks["driver up"] = time.monotonic() - t0
     cluster.wait_for_workers()

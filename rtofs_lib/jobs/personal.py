@@ -173,12 +173,21 @@ class PersonalCluster:
         """``spark://ADDRESS:PORT`` of this session's master."""
         return f"spark://{self.host}:{self.port}"
 
+    def driver_env(self) -> dict[str, str]:
+        """Environment of the driver's JVM: its address, and none of the platform's settings
+        (``spark-defaults.conf`` names the platform's master, its event log and encryption)."""
+        conf_dir = self.folder / "driver-conf"
+        conf_dir.mkdir(mode=0o700, exist_ok=True)
+        return {"SPARK_LOCAL_IP": self.host, "SPARK_CONF_DIR": str(conf_dir)}
+
     def spark_conf(self) -> dict[str, str]:
         """Properties of the driver for this cluster (the secret included: keep it private)."""
         a = self.allocation
         return {
             "spark.authenticate": "true",
             "spark.authenticate.secret": self.secret,
+            "spark.network.crypto.enabled": "true",
+            "spark.eventLog.enabled": "false",
             "spark.driver.host": self.host,
             "spark.executor.cores": str(a.cores_per_node),
             "spark.executor.memory": f"{a.executor_memory_mb}m",
@@ -329,7 +338,8 @@ def _node_folder(session: str) -> Path:
     # The master's and workers' web UIs (which list her applications and serve her executors'
     # logs) answer nobody: a token filter with a key that never leaves this process.
     with os.fdopen(fd, "w") as f:
-        f.write("spark.authenticate=true\nspark.ui.killEnabled=false\n")
+        f.write("spark.authenticate=true\nspark.network.crypto.enabled=true\n")
+        f.write("spark.ui.killEnabled=false\n")
         f.write(f"spark.ui.filters={JWS_FILTER}\n")
         f.write(f"{FILTER_PARAM}.secretKey={b64url(secrets.token_bytes(32))}\n")
     return folder

@@ -243,8 +243,8 @@ class LazySpark:
                 "your server from the hub, or use LazySpark(master='local[2]') here"
             )
         cluster = PersonalCluster(settings=settings).start()
-        # the driver's RPC and UI on the address the executors reach it at
-        os.environ["SPARK_LOCAL_IP"] = cluster.host
+        # the driver's RPC and UI on the address the executors reach it at; no platform settings
+        os.environ.update(cluster.driver_env())
         self._cluster = cluster
         atexit.register(cluster.stop)
         conf.update({k: v for k, v in cluster.spark_conf().items() if k not in conf})
