@@ -60,6 +60,15 @@ out["steps_after_stop"] = after
 print("RESULT " + json.dumps(out), flush=True)
 """
 
+#: The platform's ``spark-defaults.conf`` (its master, event log and encryption), which a
+#: personal session must not pick up from ``SPARK_CONF_DIR``.
+PLATFORM_DEFAULTS = """\
+spark.master spark://192.0.2.1:7077
+spark.authenticate true
+spark.eventLog.enabled true
+spark.eventLog.dir file:///nonexistent/spark-events
+"""
+
 #: Spark's daemons and executors, as ``pgrep -f`` patterns.
 SPARK_JVMS = "deploy.master.Master|deploy.worker.Worker|CoarseGrainedExecutorBackend"
 
@@ -73,9 +82,14 @@ def _submit(slurm, tmp: Path, mode: str, *, after: str = "", wait: bool = True) 
     out = tmp / f"{mode}.out"
     marker = tmp / "kernel.pid"
     batch = tmp / f"{mode}.sh"
+    # the platform's Spark settings, as /etc/spark holds them on the cluster: not for her
+    platform = tmp / "platform-conf"
+    platform.mkdir(exist_ok=True)
+    (platform / "spark-defaults.conf").write_text(PLATFORM_DEFAULTS)
     batch.write_text(
         "#!/bin/bash\n"
         f"export RTOFS_NOTEBOOK_SPARK=slurm RTOFS_SPARK_LOCAL_DIR={tmp / 'scratch'}\n"
+        f"export SPARK_CONF_DIR={platform}\n"
         f"srun --nodes=1 --ntasks=1 bash -c '{sys.executable} {script} {mode} {marker}; {after}'\n"
     )
     args = ["sbatch", "--parsable", "--cpus-per-task=2", "--mem=2G", "--time=10", f"--output={out}"]
