@@ -668,7 +668,7 @@ def test_proxy_user_cannot_read_the_hubs_state_or_tls_key(cluster):
 
 
 def test_researchers_server_runs_as_her_slurm_job_on_a_worker(cluster, running_server):
-    r = cluster.run("hub", f"squeue -h -u {RESEARCHER} -o '%T %N'")
+    r = cluster.run("hub", f"squeue -h -u {RESEARCHER} -n spawner-jupyterhub -o '%T %N'")
     state, node = r.stdout.split()
     assert state == "RUNNING" and node in ("worker1", "worker2")
     procs = cluster.run(node, f"ps -u {RESEARCHER} -o args=").stdout
@@ -928,7 +928,7 @@ def test_rotating_the_spark_secret_reaches_every_host_and_spark_still_runs(clust
     )
     assert alive == 2
     cluster.run("hub", WRITE_JOB)
-    r = cluster.run("hub", "python /tmp/sparkjob.py", user=RESEARCHER, timeout=300)
+    r = cluster.run("hub", "python /tmp/sparkjob.py rtofs", user="spark", timeout=300)
     assert "HOSTS worker1,worker2" in r.stdout, r.stderr[-2000:]
 
 

@@ -117,6 +117,13 @@ def check_master(master: str, timeout: float = MASTER_TIMEOUT) -> None:
     )
 
 
+def _first_line(e: Exception) -> str:
+    """The first line of an error; for a Java exception raised through py4j, Java's own."""
+    java = getattr(e, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+
+
 def local_master() -> str:
     """``local[N]`` on the cores this process may use (a Slurm job's or a cgroup's share)."""
     try:
@@ -222,9 +229,9 @@ class LazySpark:
                 f"({sys.prefix}): pip install 'rtofs-lib[spark]'"
             ) from e
         except Exception as e:
-            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            text = _first_line(e)
             hint = "check the master URL and that the cluster is up"
-            if "JAVA" in text.upper():
+            if "JAVA_HOME" in text or "java: not found" in text.lower():
                 hint = "is Java 17 installed on this host (java -version) and JAVA_HOME right?"
             self._stop_session()
             raise RtofsError(
