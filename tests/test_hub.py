@@ -7,7 +7,6 @@ HTTP to the proxy as a browser does. Settings and secrets checks at the top need
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -295,7 +294,6 @@ def test_server_answers_through_the_proxy(hub_site, alice_server):
     assert "started" in r.json()
 
 
-@contextlib.contextmanager
 def run_cell(s: requests.Session, site, user: str, code: str, kernel: str = "rtofs") -> str:
     """Run ``code`` in a new ``kernel`` on the user's server; return its stdout."""
     with NotebookKernel(s, site.url, user, kernel) as k:
