@@ -51,6 +51,7 @@ out = {
     "executor_memory": sc.getConf().get("spark.executor.memory"),
     "secret_on_a_command_line": spark.cluster.secret in ps,
     "daemon_uis": daemon_uis,
+    "rest_server": "StandaloneRestServer" in log,
 }
 spark.stop()
 time.sleep(2)
@@ -143,6 +144,10 @@ def test_session_secret_is_on_no_command_line(probe):
 
 def test_master_and_worker_web_uis_answer_nobody(probe):
     assert probe["daemon_uis"] == {"MasterUI": 403, "WorkerUI": 403}
+
+
+def test_master_runs_no_rest_submission_server(probe):
+    assert probe["rest_server"] is False  # it would take anyone's job, unauthenticated
 
 
 def test_stopping_spark_ends_the_step(probe):

@@ -339,7 +339,8 @@ def _node_folder(session: str) -> Path:
     # logs) answer nobody: a token filter with a key that never leaves this process.
     with os.fdopen(fd, "w") as f:
         f.write("spark.authenticate=true\nspark.network.crypto.enabled=true\n")
-        f.write("spark.ui.killEnabled=false\n")
+        # no unauthenticated REST submission server (it would run anyone's job as her)
+        f.write("spark.ui.killEnabled=false\nspark.master.rest.enabled=false\n")
         f.write(f"spark.ui.filters={JWS_FILTER}\n")
         f.write(f"{FILTER_PARAM}.secretKey={b64url(secrets.token_bytes(32))}\n")
     return folder
