@@ -89,14 +89,21 @@ def _submit(slurm, tmp: Path, mode: str, *, after: str = "", wait: bool = True) 
     (platform / "spark-defaults.conf").write_text(PLATFORM_DEFAULTS)
     batch.write_text(
         "#!/bin/bash\n"
-        f"export RTOFS_NOTEBOOK_SPARK=slurm RTOFS_SPARK_LOCAL_DIR={tmp / 'scratch'}\n"
-        f"export SPARK_CONF_DIR={platform}\n"
         f"srun --nodes=1 --ntasks=1 bash -c '{sys.executable} {script} {mode} {marker}; {after}'\n"
     )
-    args = ["sbatch", "--parsable", "--cpus-per-task=2", "--mem=2G", "--time=10", f"--output={out}"]
+    # as batchspawner submits: only the variables it names reach the job (and its steps)
+    env = {
+        **slurm.env,
+        "RTOFS_NOTEBOOK_SPARK": "slurm",
+        "RTOFS_SPARK_LOCAL_DIR": str(tmp / "scratch"),
+        "SPARK_CONF_DIR": str(platform),
+    }
+    keep = "PATH,LANG,SLURM_CONF,RTOFS_NOTEBOOK_SPARK,RTOFS_SPARK_LOCAL_DIR,SPARK_CONF_DIR"
+    args = ["sbatch", "--parsable", "--cpus-per-task=2", "--mem=2G", "--time=10"]
+    args += [f"--export={keep}", f"--output={out}"]
     subprocess.run(
         [*args, *(["--wait"] if wait else []), str(batch)],
-        env=slurm.env, check=True, capture_output=True, timeout=400,
+        env=env, check=True, capture_output=True, timeout=400,
     )  # fmt: skip
     return out
 
