@@ -214,9 +214,6 @@ class PersonalCluster:
             # --export=ALL: the job may restrict what its steps get (batchspawner's
             # --export=<its variables> reaches srun as SLURM_EXPORT_ENV); the step needs
             # this environment, the session's secret included
-            # --export=ALL: the job may restrict what its steps get (batchspawner's
-            # --export=<its variables> reaches srun as SLURM_EXPORT_ENV); the step needs
-            # this environment, the session's secret included
             "srun", "--overlap", "--export=ALL", f"--jobid={a.job_id}", f"--job-name={STEP_NAME}",
             f"--nodes={a.nodes}", f"--ntasks={a.nodes}", "--ntasks-per-node=1",
             "--cpus-per-task=1", "--mem=0", "--kill-on-bad-exit=1", "--quiet",
