@@ -377,14 +377,7 @@ def run_node(ns: argparse.Namespace) -> int:
     procs: list[subprocess.Popen] = []
 
     def stop(*_: object) -> None:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        terminate(procs)
         shutil.rmtree(folder, ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
@@ -414,6 +407,19 @@ def run_node(ns: argparse.Namespace) -> int:
     finally:
         stop()
     return 0
+
+
+def terminate(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """Stop JVMs: SIGTERM to all, then SIGKILL to those still there after ``timeout`` s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _hp(master: str) -> tuple[str, int]:

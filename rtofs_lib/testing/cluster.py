@@ -25,6 +25,7 @@ from types import TracebackType
 
 from rtofs_lib.atomic import atomic_path
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.jobs.personal import terminate
 from rtofs_lib.jobs.spark import spark_home
 
 _WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -191,15 +192,7 @@ class LocalCluster:
         procs = [p for p in self.workers if p is not None]
         if self.master is not None:
             procs.append(self.master)
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        terminate(procs)
         self.workers = [None] * self.n_workers
         self.master = None
 
