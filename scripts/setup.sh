@@ -48,5 +48,7 @@ python3 -m venv "$venv"
 install -D -m 0644 "$here/jupyter-config/jupyter_server_config.d/rtofs-spark-ui.json" \
   "$venv/etc/jupyter/jupyter_server_config.d/rtofs-spark-ui.json"
 if [ "$profile" = test ]; then
+  # Spark's classes for the personal clusters' JVMs (rtofs_lib/jobs/classdata.py): kept when current
+  "$venv/bin/python" -m rtofs_lib.jobs.classdata build
   npm install --silent --prefix "$here/.node" configurable-http-proxy@^4.6.3  # hub proxy (hub_config/README.md)
 fi

@@ -742,8 +742,19 @@ def bob_notebook(cluster, hub_cert):
     assert s.get(f"{base}/user/{OTHER}/lab", timeout=60).status_code == 200
     kernel = NotebookKernel(s, base, OTHER, sslopt={"ca_certs": hub_cert})
     try:
+        # the kernel's start-up began his master and workers: he runs his cell once they are up
+        t0 = time.monotonic()
+        prestarted = kernel.run("print(spark.wait_prestarted())").strip().splitlines()[-1]
+        ready_s = time.monotonic() - t0
         result = json.loads(kernel.run(NOTEBOOK_SPARK_CELL).strip().splitlines()[-1])
-        yield {**result, "session": s, "base": base}
+        from conftest import REPO
+
+        out = REPO / "test-artifacts" / "notebook-spark.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(
+            json.dumps({"daemons_ready_s": ready_s, "first_task_s": result["first_task_s"]})
+        )
+        yield {**result, "prestarted": prestarted, "session": s, "base": base}
     finally:
         with contextlib.suppress(Exception):
             kernel.close()
@@ -758,6 +769,9 @@ class TestNotebookSparkThroughTheHub:
         hosts = {(host, uid) for host, uid in bob_notebook["rows"]}
         assert hosts == {("worker1", 3002), ("worker2", 3002)}
         print(f"notebook spark: first task after {bob_notebook['first_task_s']:.1f} s")
+
+    def test_his_kernel_started_his_master_and_workers_before_he_used_spark(self, bob_notebook):
+        assert bob_notebook["prestarted"] == "True"
 
     def test_his_spark_ui_is_his_through_the_hub_with_both_executors(self, bob_notebook):
         s, ui = bob_notebook["session"], f"{bob_notebook['base']}{bob_notebook['ui']}"

@@ -22,9 +22,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 #: host shows; ``hold`` keeps the session until killed.
 JOB = r"""
 import json, os, subprocess, sys, time
+from rtofs_lib.notebook.kernel import start
+namespace = {}
+start(namespace)  # the kernel's start-up
+spark = namespace["spark"]
+def spark_steps():
+    out = subprocess.run(["squeue", "-h", "-s", "-j", os.environ["SLURM_JOB_ID"], "-o", "%i %j"],
+                         capture_output=True, text=True).stdout
+    return [s for s in out.split("\n") if s]
+prestarted = spark.wait_prestarted()
+steps_before_use = spark_steps()
 t0 = time.monotonic()
-from rtofs_lib.notebook.kernel import LazySpark
-spark = LazySpark(app_name="personal-test")
 sc = spark.sparkContext
 def env(_):
     return {k: os.environ.get(k) for k in ("SLURM_JOB_ID", "SLURM_STEP_ID")} | {"uid": os.getuid()}
@@ -42,11 +50,25 @@ def status(port):
 log = spark.cluster.log.read_text()
 daemon_uis = {name: status(port) for name, port in
               re.findall(r"Successfully started service '(MasterUI|WorkerUI)' on port (\d+)", log)}
-steps = subprocess.run(["squeue", "-h", "-s", "-j", os.environ["SLURM_JOB_ID"], "-o", "%i %j"],
-                       capture_output=True, text=True).stdout.split("\n")
+steps = spark_steps()
 ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+from rtofs_lib.jobs import classdata
+jvms = {}  # the main class of every Spark JVM of this job: whether it maps the class archive
+job = f"SLURM_JOB_ID={os.environ['SLURM_JOB_ID']}".encode()
+for pid in os.listdir("/proc"):
+    try:
+        args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        if os.path.basename(args[0]) != b"java" or job not in environ:
+            continue
+        main = next(a for a in args if a.startswith(b"org.apache.spark.")).decode()
+        maps = open(f"/proc/{pid}/maps").read()
+        jvms[main.rsplit(".", 1)[1]] = str(classdata.archive_path()) in maps
+    except (OSError, StopIteration):
+        pass
 out = {
-    "first_task_s": first, "rows": rows, "steps": [s for s in steps if s],
+    "first_task_s": first, "rows": rows, "steps": steps,
+    "prestarted": prestarted, "steps_before_use": steps_before_use, "jvms": jvms,
     "parallelism": sc.defaultParallelism,
     "executor_memory": sc.getConf().get("spark.executor.memory"),
     "secret_on_a_command_line": spark.cluster.secret in ps,
@@ -138,6 +160,19 @@ def test_tasks_run_inside_a_step_of_the_researchers_job(probe):
     spark_steps = [s.split()[0] for s in probe["steps"] if s.split()[1] == "spark"]
     assert len(spark_steps) == 1
     assert {f"{job}.{r['SLURM_STEP_ID']}" for r in probe["rows"]} == set(spark_steps)
+
+
+def test_the_kernels_start_up_starts_the_master_and_workers_before_spark_is_used(probe):
+    assert probe["prestarted"] is True
+    assert [s.split()[1] for s in probe["steps_before_use"]].count("spark") == 1
+    assert probe["steps_before_use"] == probe["steps"]  # the first use took that step
+
+
+def test_every_spark_jvm_of_the_session_maps_the_class_archive(probe):
+    # master, worker, executor, and the driver (SparkSubmit)
+    assert probe["jvms"] == dict.fromkeys(
+        ("Master", "Worker", "CoarseGrainedExecutorBackend", "SparkSubmit"), True
+    )
 
 
 def test_workers_offer_the_allocations_cores_and_half_its_memory(probe):

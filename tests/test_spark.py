@@ -233,3 +233,25 @@ def test_client_with_a_wrong_secret_is_rejected(spark_auth_cluster, tmp_path):
     assert "RESULT" not in out
     master_log = (spark_auth_cluster.base_dir / "master.log").read_text()
     assert "Mismatched response" in master_log  # the master refused the wrong secret
+
+
+# --- the class-data archive of Spark's classes (rtofs_lib.jobs.classdata) ------------------------
+
+
+def test_class_archive_is_made_once_per_install():
+    from rtofs_lib.jobs import classdata
+
+    assert classdata.ready()  # made by the test setup (scripts/setup.sh)
+    assert classdata.build() is False  # up to date: nothing is made again
+    assert classdata.java_options() == f"-XX:SharedArchiveFile={classdata.archive_path()}"
+
+
+def test_a_stale_class_archive_is_not_used(monkeypatch, tmp_path):
+    from rtofs_lib.jobs import classdata
+
+    monkeypatch.setattr(classdata, "FOLDER", tmp_path)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "spark.jsa").write_bytes(b"made for other jars")
+    (tmp_path / "key").write_text("0" * 64 + "\n")  # another pyspark, another JDK
+    assert not classdata.ready()
+    assert classdata.java_options() == ""

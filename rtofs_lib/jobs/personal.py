@@ -45,6 +45,7 @@ from pathlib import Path
 
 from rtofs_lib import config
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.jobs import classdata
 
 #: Spark's classes for the standalone daemons.
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -176,9 +177,7 @@ class PersonalCluster:
     def driver_env(self) -> dict[str, str]:
         """Environment of the driver's JVM: its address, and none of the platform's settings
         (``spark-defaults.conf`` names the platform's master, its event log and encryption)."""
-        conf_dir = self.folder / "driver-conf"
-        conf_dir.mkdir(mode=0o700, exist_ok=True)
-        return {"SPARK_LOCAL_IP": self.host, "SPARK_CONF_DIR": str(conf_dir)}
+        return {"SPARK_LOCAL_IP": self.host, "SPARK_CONF_DIR": str(_conf_dir(self.folder))}
 
     def spark_conf(self) -> dict[str, str]:
         """Properties of the driver for this cluster (the secret included: keep it private)."""
@@ -193,6 +192,9 @@ class PersonalCluster:
             "spark.executor.memory": f"{a.executor_memory_mb}m",
             "spark.local.dir": str(self.folder / "driver"),
             "spark.ui.killEnabled": "false",
+            # Spark's classes from this host's archive (rtofs_lib.jobs.classdata), if made
+            "spark.driver.extraJavaOptions": classdata.java_options(),
+            "spark.executor.extraJavaOptions": classdata.java_options(),
         }
 
     def start(self, timeout: float = 120.0) -> PersonalCluster:
@@ -262,6 +264,11 @@ class PersonalCluster:
             f"your Spark cluster did not start in Slurm job {self.allocation.job_id} "
             f"(waited for {what}); its log {self.log} ends with:\n{tail}"
         )
+
+    def alive(self) -> bool:
+        """Whether the step runs and its master answers."""
+        running = self.step is not None and self.step.poll() is None
+        return running and _listening(self.host, self.port)
 
     def stop(self, timeout: float = 30.0) -> None:
         """End the step (Slurm stops its tasks on every node); wait for it to go."""
@@ -336,7 +343,6 @@ def _node_folder(session: str) -> Path:
 
     folder = private_folder(config.load(), session) / f"node-{socket.gethostname()}"
     folder.mkdir(mode=0o700, exist_ok=True)
-    (folder / "spark-conf").mkdir(mode=0o700, exist_ok=True)
     fd = os.open(folder / "daemon.properties", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     # The master's and workers' web UIs (which list her applications and serve her executors'
     # logs) answer nobody: a token filter with a key that never leaves this process.
@@ -353,15 +359,26 @@ def _node_env(folder: Path, address: str) -> dict[str, str]:
     """The daemons' environment: the secret (inherited), none of the platform's settings."""
     return {
         **os.environ,
-        "SPARK_CONF_DIR": str(folder / "spark-conf"),
+        "SPARK_CONF_DIR": str(_conf_dir(folder)),
         "SPARK_LOCAL_IP": address,
         "SPARK_LOCAL_DIRS": str(folder / "local"),
         "SPARK_LOG_DIR": str(folder / "logs"),
         "SPARK_NO_DAEMONIZE": "1",
         # small control-plane JVMs that start fast (executors are not affected)
         "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
-        "SPARK_DAEMON_JAVA_OPTS": DAEMON_JAVA_OPTS,
+        "SPARK_DAEMON_JAVA_OPTS": f"{DAEMON_JAVA_OPTS} {classdata.java_options()}".strip(),
     }
+
+
+def _conf_dir(folder: Path) -> Path:
+    """An empty ``SPARK_CONF_DIR``: the platform's settings are not this cluster's. The
+    class-data archive's own when it is usable (it is part of the class path it was made
+    for), else a private one in ``folder``."""
+    if classdata.ready():
+        return classdata.conf_dir()
+    conf = folder / "spark-conf"
+    conf.mkdir(mode=0o700, exist_ok=True)
+    return conf
 
 
 def run_node(ns: argparse.Namespace) -> int:

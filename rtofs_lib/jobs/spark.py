@@ -54,8 +54,8 @@ EXECUTOR_ENV = {
 
 #: Driver logging: errors only, plus the scheduler's warnings about lost tasks and
 #: executors (which say why a task was retried) and the client's about reaching the
-#: master (which say why it was refused, e.g. a missing secret). Used unless you pass your own
-#: ``spark.driver.extraJavaOptions``.
+#: master (which say why it was refused, e.g. a missing secret). Used unless your
+#: ``spark.driver.extraJavaOptions`` names another ``-Dlog4j2.configurationFile``.
 LOG4J2 = """\
 rootLogger.level = error
 rootLogger.appenderRef.stderr.ref = console
@@ -269,9 +269,11 @@ def session(
         props.pop("spark.executor.pyspark.memory", None)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     props.update(extra)
-    if "spark.driver.extraJavaOptions" not in extra:
+    java = extra.get("spark.driver.extraJavaOptions", "")
+    if "-Dlog4j2.configurationFile=" not in java:  # the caller's options come after ours
         log4j = Path(props["spark.local.dir"]) / "rtofs-log4j2.properties"
-        props["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
+        java = f"-Dlog4j2.configurationFile={log4j.as_uri()} {java}".strip()
+    props["spark.driver.extraJavaOptions"] = java
     for var in EXECUTOR_ENV:  # the driver runs tasks itself in local mode
         os.environ.setdefault(var, EXECUTOR_ENV[var])
     # PySpark takes the workers' Python from this variable (not from the property), and

@@ -5,9 +5,10 @@ The kernel is this environment's Python running ``ipykernel`` with a start-up fi
 every notebook:
 
 - ``spark``: a :class:`LazySpark` handle, the researcher's own Spark, started on first use
-  (so an idle kernel holds nothing). The setting ``notebook_spark`` says which: ``slurm``
-  (the cluster): a personal Spark master and workers in the notebook server's Slurm
-  allocation, as her own job step, on every node the profile gave her
+  (so an idle kernel holds no executors; in a Slurm job its personal master and workers
+  start with the kernel, see :meth:`LazySpark.prestart`). The setting ``notebook_spark``
+  says which: ``slurm`` (the cluster): a personal Spark master and workers in the notebook
+  server's Slurm allocation, as her own job step, on every node the profile gave her
   (:mod:`rtofs_lib.jobs.personal`); ``local`` (one host): ``local[N]`` on the kernel's
   cores. Never the platform's cluster. A Spark that cannot start does not break the
   kernel: ``spark`` raises an :class:`RtofsError` saying what is wrong; ``spark.stop()``
@@ -40,6 +41,8 @@ import os
 import socket
 import sys
 import tempfile
+import threading
+from concurrent.futures import Future
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +167,7 @@ class LazySpark:
         self._conf = conf
         self._session: SparkSession | None = None
         self._cluster: Any = None
+        self._starting: Future | None = None  # a personal cluster started by prestart()
         self._ui_proxied = False  # the UI is behind this user's Jupyter server
 
     def _resolved_master(self) -> str:
@@ -201,7 +205,8 @@ class LazySpark:
         from rtofs_lib.jobs import spark as sparkmod
 
         settings = rtofs_config.load()  # ConfigError (an RtofsError) names the bad setting
-        self._stop_cluster()
+        if self._cluster is not None:  # the last session's: a new session gets a new cluster
+            self._stop_cluster()
         # In a Jupyter server: the UI behind this user's server (rtofs_lib.notebook.sparkui);
         # session() hands the secret ones (the UI key) to the JVM in a private file.
         ui_public, ui_secret = sparkui.driver_ui_conf()
@@ -240,8 +245,59 @@ class LazySpark:
             ) from e
         return self._session
 
+    def prestart(self) -> bool:
+        """Start the personal cluster's master and workers now, in the background.
+
+        With ``notebook_spark = "slurm"`` in a Slurm job, the kernel's start-up calls this: the
+        daemons (no executors, a few hundred MB) start while the researcher reads her
+        notebook, and the first use of ``spark`` then waits only for the driver and its
+        executors. Anything that goes wrong is reported by that first use. Returns whether
+        a start began.
+        """
+        from rtofs_lib.jobs.personal import Allocation, PersonalCluster
+
+        if self._master or self._starting is not None or self.started:
+            return False
+        try:
+            settings = rtofs_config.load()
+        except RtofsError:
+            return False  # the first use says what is wrong with them
+        if settings.notebook_spark != "slurm" or Allocation.from_env() is None:
+            return False
+        try:
+            cluster = PersonalCluster(settings=settings)
+        except RtofsError:
+            return False
+        started: Future = Future()
+
+        def start() -> None:
+            try:
+                started.set_result(cluster.start())
+            except BaseException as e:  # handed to the first use
+                started.set_exception(e)
+
+        # a daemon thread: a kernel that exits meanwhile does not wait for it
+        threading.Thread(target=start, name="rtofs-spark-prestart", daemon=True).start()
+        self._starting = started
+        atexit.register(cluster.stop)
+        return True
+
+    def wait_prestarted(self, timeout: float = 120.0) -> bool:
+        """Wait until the master and every worker :meth:`prestart` began are up.
+
+        Returns False when none was begun or it failed (the first use then says why).
+        """
+        if self._starting is None:
+            return False
+        try:
+            self._starting.result(timeout).wait_for_workers(timeout)
+        except Exception:  # reported by the first use
+            return False
+        return True
+
     def _start_cluster(self, settings: rtofs_config.Settings, conf: dict[str, Any]) -> str:
-        """Start the personal cluster in this Slurm allocation; add its driver properties."""
+        """Start the personal cluster in this Slurm allocation (or take the one prestart()
+        began); add its driver properties."""
         from rtofs_lib.jobs.personal import Allocation, PersonalCluster
 
         if Allocation.from_env() is None:
@@ -249,7 +305,15 @@ class LazySpark:
                 "notebook_spark is 'slurm' but this kernel runs outside a Slurm job; start "
                 "your server from the hub, or use LazySpark(master='local[2]') here"
             )
-        cluster = PersonalCluster(settings=settings).start()
+        starting, self._starting = self._starting, None
+        cluster = None
+        if starting is not None:
+            with contextlib.suppress(Exception):  # a failed early start: try once more now
+                cluster = starting.result()
+            if cluster is not None and not cluster.alive():
+                cluster.stop()
+                cluster = None
+        cluster = cluster or PersonalCluster(settings=settings).start()
         # the driver's RPC and UI on the address the executors reach it at; no platform settings
         os.environ.update(cluster.driver_env())
         self._cluster = cluster
@@ -266,6 +330,10 @@ class LazySpark:
         self._stop_cluster()
 
     def _stop_cluster(self) -> None:
+        starting, self._starting = getattr(self, "_starting", None), None
+        if starting is not None:
+            with contextlib.suppress(Exception):
+                starting.result().stop()
         cluster, self._cluster = getattr(self, "_cluster", None), None
         if cluster is not None:
             cluster.stop()
@@ -335,6 +403,7 @@ def start(namespace: dict[str, Any]) -> None:
 
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
     namespace["spark"] = LazySpark()
+    namespace["spark"].prestart()  # a personal cluster's daemons start while she reads
     namespace["rtofs"] = rtofs_lib
     namespace["open_file"] = reader.open_file
     namespace["open_day"] = reader.open_day
