@@ -416,9 +416,15 @@ def _write_personal_job(cluster) -> None:
                     "chmod 644 /tmp/personal.py; rm -f /tmp/*-ready /tmp/*-release")  # fmt: skip
 
 
-def _spark_processes(cluster, user: str) -> dict[str, str]:
-    """Spark JVMs and personal-cluster programs of ``user`` on each worker."""
-    cmd = f"pgrep -u {user} -a -f 'java|rtofs_lib.jobs.personal' || true"
+def _spark_processes(cluster, user: str, session: str = "") -> dict[str, str]:
+    """Spark JVMs and personal-cluster programs of ``user`` on each worker, each line with
+    its folder and command line; only those of personal ``session`` (an id or a part of one:
+    its folder and its programs' arguments carry it) when given."""
+    cmd = (
+        f"for p in $(pgrep -u {user} -f 'java|rtofs_lib.jobs.personal'); do "
+        'echo "$p $(readlink /proc/$p/cwd) $(tr "\\0" " " < /proc/$p/cmdline)"; done'
+        f" | grep -F -e '{session}' || true"
+    )
     return {w: cluster.run(w, cmd).stdout.strip() for w in ("worker1", "worker2")}
 
 
@@ -795,10 +801,13 @@ class TestNotebookSparkThroughTheHub:
         self, cluster, bob_notebook
     ):
         host, pid = bob_notebook["kernel"]
-        assert any("java" in v for v in _spark_processes(cluster, OTHER).values())
+        job = cluster.run("hub", f"squeue -h -u {OTHER} -o %i").stdout.strip()
+        session = f"{job}-{pid}-"  # his kernel's cluster (rtofs_lib.jobs.personal.session_id)
+        assert any("java" in v for v in _spark_processes(cluster, OTHER, session).values())
         cluster.run(host, f"kill -9 {pid}")
-        gone = _poll(lambda: _spark_processes(cluster, OTHER), {"worker1": "", "worker2": ""},
-                     timeout=90)  # fmt: skip
+        # (Jupyter restarts a kernel that died: the new one begins a cluster of its own)
+        gone = _poll(lambda: _spark_processes(cluster, OTHER, session),
+                     {"worker1": "", "worker2": ""}, timeout=90)  # fmt: skip
         assert gone == {"worker1": "", "worker2": ""}
         state = cluster.run("hub", f"squeue -h -u {OTHER} -o %T").stdout.strip()
         assert state == "RUNNING"  # his server goes on; only its Spark is gone
