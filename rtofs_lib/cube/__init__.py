@@ -4,8 +4,11 @@
   native grid), :func:`~rtofs_lib.cube.store.append` one file as a transaction, and the
   series-chunked copy of a complete day (:func:`~rtofs_lib.cube.store.finish_day`);
 - :mod:`~rtofs_lib.cube.query`: :func:`~rtofs_lib.cube.query.open_cube` (lazy xarray), point
-  and box-mean series in the "best" or per-cycle view;
-- :mod:`~rtofs_lib.cube.build`: ``rtofs cube build``, the backfill over archive days on Spark.
+  and box-mean series in the "best" or per-cycle view.
+
+The backfill over archive days on Spark (``rtofs cube build``) is a job:
+:mod:`rtofs_lib.jobs.cubebuild`; the pipeline appends each file it publishes
+(:class:`rtofs_lib.jobs.pipeline.Job`).
 """
 
 from __future__ import annotations
