@@ -31,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lon", type=float, help="longitude, degrees (any convention)")
     p.add_argument("--lat", type=float, help="latitude, degrees")
-    p.add_argument("--box", type=_box, help="west,east,south,north: a box mean instead")
+    p.add_argument(
+        "--box",
+        type=_box,
+        help="west,east,south,north: a box mean instead (write --box=-80,-70,-45,-18)",
+    )
     p.add_argument("--field", default="sst", help="stored field (default sst)")
     p.add_argument("--from", dest="start", help="first valid day YYYYMMDD")
     p.add_argument("--to", dest="end", help="last valid day YYYYMMDD")
@@ -56,7 +60,8 @@ def series_command(args: argparse.Namespace) -> int:
         series = query.point_series(args.lon, args.lat, **common)
     print(f"valid_time,{args.field}")
     for t, v in zip(series["valid_time"].values, series.values, strict=True):
-        value = f"{float(v):.6g}" if np.isfinite(v) else ""
+        # the shortest text that reads back as the same float32 (box means: float64)
+        value = np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else ""
         print(f"{str(t)[:16].replace('T', ' ')}Z,{value}")
     if args.plot:
         _plot(series, args.plot)
