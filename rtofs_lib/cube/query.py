@@ -145,13 +145,13 @@ class Cube:
         ).any(axis=1)
 
     def grid(self, cache_dir: str | Path | None):
-        from rtofs_lib.fields import regrid
-        from rtofs_lib.fields.grid import MEMORY, Grid
+        """The cube's :class:`~rtofs_lib.fields.grid.Grid`, known by the key stored at creation
+        (its k-d tree is the renderer's, in the shared cache); coordinates read when needed."""
+        from rtofs_lib.fields.grid import Grid
 
-        lat, lon = self.root["lat"][:], self.root["lon"][:]
-        key = MEMORY.get(("cube-grid", str(self.path))) or regrid.grid_key(lat, lon)
-        MEMORY.put(("cube-grid", str(self.path)), key)
-        return Grid(lat, lon, key=key, cache_dir=cache_dir)
+        key = self.root.attrs["grid_key"]
+        return Grid(key=key, shape=self.root["lat"].shape, cache_dir=cache_dir,
+                    load=lambda: (self.root["lat"][:], self.root["lon"][:]))  # fmt: skip
 
     def picks(self, view: str, start: Any = None, end: Any = None) -> _Picks:
         """The cells a view reads, between valid times ``start`` and ``end`` (dates inclusive)."""
@@ -217,17 +217,17 @@ def ocean_cell(cube: Cube, lon: float, lat: float, cache_dir: Any) -> tuple[int,
         ocean cell is named).
     """
     grid = cube.grid(cache_dir)
-    lat_min, lat_max = float(np.nanmin(grid.lat)), float(np.nanmax(grid.lat))
+    lat_min, lat_max = cube.root.attrs["lat_range"]
     if not (lat_min <= lat <= lat_max) or not np.isfinite(lat):
         raise CubeError(
             f"latitude {lat:g}° is outside the cube's grid ({lat_min:.2f}° to {lat_max:.2f}°); "
             "give a latitude inside it"
         )
     lon = float((lon + 180.0) % 360.0 - 180.0)
-    ocean = cube.root["ocean"][:]
     ((j, i),) = grid.nearest(lon, lat)
-    if ocean[j, i]:
+    if cube.root["ocean"][j, i]:
         return j, i
+    ocean = cube.root["ocean"][:]
     for count in (256, 65536, grid.shape[0] * grid.shape[1]):
         wet = [(a, b) for a, b in grid.nearest(lon, lat, count) if ocean[a, b]]
         if wet:
@@ -290,6 +290,7 @@ def box_series(
     end: str | dt.date | None = None,
     view: str = "best",
     cube: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> xr.DataArray:
     """The area-weighted (cos latitude) mean of ``field`` over ocean in a lon/lat box.
 
@@ -300,16 +301,17 @@ def box_series(
 
     c = Cube(_cube_dir(cube))
     c.check_field(field)
-    region = Region("box", "box", *box)
-    lat, lon = c.root["lat"][:], c.root["lon"][:]
-    inside = region.mask(lat, lon)
-    if not inside.any():
+    grid = c.grid(cache_dir if cache_dir is not None else config.load().cache)
+    flat, cell_weights = grid.selection(Region("box", "box", *box))  # memoised per grid
+    if not flat.size:
         raise CubeError(
             f"the box {box} holds no grid cell of the cube; check it is west,east,south,north"
         )
-    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-    rs, cs = slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
-    weights = np.where(inside[rs, cs], np.cos(np.deg2rad(lat[rs, cs].astype(np.float64))), 0.0)
+    rows, cols = np.divmod(flat, grid.shape[1])
+    rs = slice(int(rows.min()), int(rows.max()) + 1)
+    cs = slice(int(cols.min()), int(cols.max()) + 1)
+    weights = np.zeros((rs.stop - rs.start, cs.stop - cs.start))
+    weights[rows - rs.start, cols - cs.start] = cell_weights
     picks = c.picks(view, start, end)
     values = c.read(field, picks, rs, cs)
     wet = np.isfinite(values)

@@ -8,8 +8,8 @@ array                        dimensions                     chunks
 ===========================  =============================  ==================================
 ``<field>`` (``sst``, ...)   cycle, step, y, x              1, 1, 825, 1125 (map-chunked)
 ``series/<field>``           cycle, step, y, x              1, 138, 64, 64 (series-chunked)
-``source``                   cycle, step                    1, 1: a digest of the file written
-``series_source``            cycle, step                    1, 1: what ``series/`` was made of
+``source``                   cycle, step                    1, 138: a digest of each file written
+``series_source``            cycle, step                    1, 138: what ``series/`` was made of
 ``cycle``                    cycle                          days since 1970-01-01
 ``lat``, ``lon``, ``ocean``  y, x                           the grid and its ocean cells
 ===========================  =============================  ==================================
@@ -23,8 +23,9 @@ measurement: see ``docs/cube.md``).
 it: a reader (its own read-only session) sees the snapshot before or after, never half an
 append. Icechunk's local storage does not make concurrent commits safe by itself, so commits
 take an exclusive ``flock`` on ``.<cube>.lock`` beside the repository (released by the kernel
-when a writer dies); a commit whose base moved is rebased (other cells of other files merge),
-and a real conflict (two writers adding the same new cycle) is redone from the new tip. A
+when a writer dies); a commit whose base moved is rebased (files of other days merge), and a
+real conflict (two writers of one day: its ``source`` chunk; or adding the same new cycle) is
+redone from the new tip. A
 writer killed mid-append leaves only unreferenced chunk objects: the last commit stays
 readable and the next append of that file writes it again.
 
@@ -228,9 +229,17 @@ def _layout(session, grid: Callable[[], tuple], field_attrs: dict[str, dict]):
         root = zarr.open_group(store, mode="r+")
         ny, nx = root["lat"].shape
     except (FileNotFoundError, KeyError):
+        from rtofs_lib.fields import regrid
+
         lat, lon, ocean = grid()
         ny, nx = lat.shape
-        root = zarr.group(store, attributes={"rtofs_cube": FORMAT, "steps": list(STEPS)})
+        attrs = {
+            "rtofs_cube": FORMAT,
+            "steps": list(STEPS),
+            "grid_key": regrid.grid_key(lat, lon),  # the key of the grid's shared indices
+            "lat_range": [float(np.nanmin(lat)), float(np.nanmax(lat))],
+        }
+        root = zarr.group(store, attributes=attrs)
         for name, values in (("lat", lat), ("lon", lon), ("ocean", ocean)):
             arr = _create_array(root, name, (ny, nx), MAP_CHUNK, values.dtype, 0, ("y", "x"))
             arr[:] = values
@@ -239,7 +248,10 @@ def _layout(session, grid: Callable[[], tuple], field_attrs: dict[str, dict]):
                              "long_name": "cycle (run) date"})  # fmt: skip
         _ = cyc
         for name in ("source", "series_source"):
-            _create_array(root, name, (0, len(STEPS)), (1, 1), "int64", 0, ("cycle", "step"))
+            # one chunk a day: a reader's look at what the cube holds costs one read a day
+            # (per-cell chunks cost ~1 ms each); two writers of one day redo on conflict
+            steps = (1, len(STEPS))
+            _create_array(root, name, (0, len(STEPS)), steps, "int64", 0, ("cycle", "step"))
         root.create_group(SERIES)
     ncyc = root["cycle"].shape[0]
     for field, attrs in field_attrs.items():

@@ -1,11 +1,13 @@
-"""``rtofs cube build``: fill the cube from archive days, one Spark task per file.
+"""``rtofs cube build``: fill the cube from archive days, one Spark task per day.
 
 The driver lists the days' prog files (:func:`rtofs_lib.fetch.catalog.day_files`), keeps those
 the cube lacks or holds an older version of (:func:`rtofs_lib.cube.store.missing`: a rerun
 repeats nothing, a file NOAA replaced is written again), makes the layout and every new cycle
-in one commit, then each task appends its file (:func:`rtofs_lib.cube.store.append`; the
-commits serialise on the cube's lock and rebase onto each other). Each day then gets its
-series-chunked copy (:func:`rtofs_lib.cube.store.finish_day`).
+in one commit, then each task appends its day's files in order
+(:func:`rtofs_lib.cube.store.append`, one commit per file; the commits of different days
+serialise on the cube's lock and rebase onto each other without conflict: a day's files
+share its ``source`` chunk, so one writer per day) and writes the day's series-chunked copy
+(:func:`rtofs_lib.cube.store.finish_day`).
 
 Examples
 --------
@@ -80,13 +82,23 @@ def _days(start: str | dt.date, end: str | dt.date, archive: Path) -> list[dt.da
     return days
 
 
-def _append_task(args: tuple[str, str, tuple[str, ...]]) -> tuple[str, str | None]:
-    path, cube, fields = args
+def _append_one(path: str, cube: str, fields: tuple[str, ...]) -> tuple[str, str | None]:
     try:
         store.append(path, cube, fields)
     except Exception as e:  # a bad file must not stop the others
         return path, f"{type(e).__name__}: {e}"
     return path, None
+
+
+def _day_task(args: tuple[str, list[str], str, tuple[str, ...]]) -> list[tuple[str, str | None]]:
+    """Append one day's files in order, then write its series copy."""
+    day, paths, cube, fields = args
+    out = [_append_one(p, cube, fields) for p in paths]
+    try:
+        store.finish_day(cube, day)
+    except Exception as e:  # the map-chunked arrays still answer for the day
+        out.append((f"{cube} series {day}", f"{type(e).__name__}: {e}"))
+    return out
 
 
 def _add_cycles(cube: Path, days: list[dt.date]) -> None:
@@ -131,29 +143,26 @@ def build(
     files = [p for d in days for p in catalog.day_files(archive, d)]
     todo = [str(p) for p in store.missing(files, cube)]
     report = BuildReport(days=[f"{d:%Y%m%d}" for d in days], up_to_date=len(files) - len(todo))
+    results = []
     if todo:
-        first = _append_task((todo[0], str(cube), chosen))  # makes the layout
-        results = [first]
-        if first[1] is None:
+        results.append(_append_one(todo[0], str(cube), chosen))  # makes the layout
+        if results[0][1] is None:
             _add_cycles(cube, days)  # one resize, so the tasks' commits never conflict
-        rest = [(p, str(cube), chosen) for p in todo[1:]]
-        results += _run(rest, master or s.spark_master, s)
-        report.appended = [p for p, e in results if e is None]
-        report.failed = [(p, e) for p, e in results if e is not None]
-    for d in days:
-        try:
-            store.finish_day(cube, d)
-        except store.CubeError as e:
-            report.failed.append((f"{cube} series {d:%Y%m%d}", str(e)))
+    by_day: dict[str, list[str]] = {f"{d:%Y%m%d}": [] for d in days}
+    for p in todo[1:]:
+        by_day[Path(p).parent.name[len(names.DAY_PREFIX) :]].append(p)
+    tasks = [(day, paths, str(cube), chosen) for day, paths in by_day.items()]
+    # nothing to append: the days' series copies are checked here (no Spark for that)
+    results += _run(tasks, (master or s.spark_master) if todo[1:] else SERIAL, s)
+    report.appended = [p for p, e in results if e is None and p in todo]
+    report.failed = [(p, e) for p, e in results if e is not None]
     report.seconds = time.perf_counter() - t0
     return report
 
 
 def _run(tasks: list, master: str, s: config.Settings) -> list[tuple[str, str | None]]:
-    if not tasks:
-        return []
     if master == SERIAL:
-        return [_append_task(t) for t in tasks]
+        return [r for t in tasks for r in _day_task(t)]
     from pyspark import SparkContext
 
     from rtofs_lib.jobs import spark as sparkmod
@@ -162,7 +171,7 @@ def _run(tasks: list, master: str, s: config.Settings) -> list[tuple[str, str | 
     session = sparkmod.session(master, app_name="rtofs-cube-build", settings=s)
     try:
         sc = session.sparkContext
-        return sc.parallelize(tasks, len(tasks)).map(_append_task).collect()
+        return sc.parallelize(tasks, len(tasks)).flatMap(_day_task).collect()
     finally:
         if created:
             session.stop()
