@@ -162,11 +162,11 @@ def main() -> None:
 
         t_nc_point = best(nc_points) / n
         t_mf_point = best(mf_points, 2) / n
-        blocks = np.stack([read_field(p, "sst", grid=False).values[j - 64 : j + 64,
-                                                                   i - 64 : i + 64]
+        h = store.SERIES_CHUNK[0]
+        blocks = np.stack([read_field(p, "sst", grid=False).values[j - h : j + h, i - h : i + h]
                            for p in paths])  # fmt: skip
         arr = synthetic_series(work / "synthetic-point", blocks, DAYS)
-        jj, ii = 64, 64
+        jj, ii = h, h
         t_30 = best(lambda: [arr.get_orthogonal_selection((d, slice(None), jj, ii))
                              for d in range(DAYS)])  # fmt: skip
         print(f"\npoint best-series at {VALPARAISO} (cell j={j}, i={i}):")
@@ -209,8 +209,8 @@ def main() -> None:
 
         t_nc_box = best(nc_box) / n
         t_mf_box = best(mf_box, 2) / n
-        r0, c0 = (rs.start // 64) * 64, (cs.start // 64) * 64
-        r1, c1 = -(-rs.stop // 64) * 64, -(-cs.stop // 64) * 64
+        r0, c0 = (rs.start // h) * h, (cs.start // h) * h
+        r1, c1 = -(-rs.stop // h) * h, -(-cs.stop // h) * h
         box_blocks = np.stack([read_field(p, "sst", grid=False).values[r0:r1, c0:c1]
                                for p in paths])  # fmt: skip
         box_days = 3
@@ -228,7 +228,7 @@ def main() -> None:
 
         t_box3 = best(synthetic_box, 2)
         t_box30 = t_box3 / box_days * DAYS
-        nchunks = (r1 - r0) // 64 * ((c1 - c0) // 64)
+        nchunks = (r1 - r0) // h * ((c1 - c0) // h)
         print(f"\nbox mean, Chilean coast ({inside.sum()} cells, {nchunks} series chunks a day):")
         print(f"  cube, this cycle ({n} steps): {t_cube_box * 1e3:.0f} ms")
         print(

@@ -7,7 +7,7 @@ the native grid, fold row dropped:
 array                        dimensions                     chunks
 ===========================  =============================  ==================================
 ``<field>`` (``sst``, ...)   cycle, step, y, x              1, 1, 825, 1125 (map-chunked)
-``series/<field>``           cycle, step, y, x              1, 138, 64, 64 (series-chunked)
+``series/<field>``           cycle, step, y, x              1, 138, 75, 75 (series-chunked)
 ``source``                   cycle, step                    1, 138: a digest of each file written
 ``series_source``            cycle, step                    1, 138: what ``series/`` was made of
 ``cycle``                    cycle                          days since 1970-01-01
@@ -72,8 +72,9 @@ __all__ = ["CubeError", "append", "finish_day", "missing", "source_token"]
 STEPS: tuple[str, ...] = names.STEPS_2DS
 #: Map-chunked layout: one step, the netCDF's own 825 x 1125 tiles.
 MAP_CHUNK = (825, 1125)
-#: Series-chunked layout: one cycle's 138 steps of a 64 x 64 cell tile.
-SERIES_CHUNK = (64, 64)
+#: Series-chunked layout: one cycle's 138 steps of a 75 x 75 cell tile (75 divides the map
+#: chunk's 825 and 1125, so the day's copy decompresses each map chunk only a few times).
+SERIES_CHUNK = (75, 75)
 #: Group of the series-chunked copies.
 SERIES = "series"
 #: The lock file commits take, beside the repository folder (``.<name>.lock``: Icechunk
@@ -407,7 +408,7 @@ def finish_day(cube: str | Path, date: str | dt.date, steps: Iterable[str] | Non
 def _copy_series(maps, series, c: int) -> None:
     """Copy cycle ``c`` of a map-chunked array into its series-chunked twin, band by band."""
     ny, nx = maps.shape[2:]
-    rows, cols = SERIES_CHUNK[0] * 7, SERIES_CHUNK[1] * 18  # ~280 MB of 138 steps at a time
+    rows, cols = MAP_CHUNK[0] // 3, MAP_CHUNK[1]  # a third of a map chunk: 170 MB of 138 steps
     for y0 in range(0, ny, rows):
         for x0 in range(0, nx, cols):
             band = maps[c, :, y0 : y0 + rows, x0 : x0 + cols]
