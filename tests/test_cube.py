@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATE, run_cli
+from conftest import SAMPLE_DATE, land, run_cli
 
 from rtofs_lib import open_cube
 from rtofs_lib.cube import CubeError, box_series, point_series, store
@@ -301,6 +301,18 @@ def test_run_appends_each_file_and_a_failed_append_is_done_by_the_next_run(tmp_p
     assert len(second.skipped) == 5  # no map drawn again
     files = sorted((small_day / names.day_folder(SAMPLE_DATE)).glob("*.nc"))
     assert store.missing(files, cube) == []
+
+
+def test_the_stream_appends_each_file_it_publishes(streams, stream_sources, tmp_path, monkeypatch):
+    cube = tmp_path / "cube"
+    monkeypatch.setenv("RTOFS_CUBE", str(cube))
+    s = streams(tmp_path)
+    landed = [land(s.archive, stream_sources / names.compose_name("prog", step))
+              for step in ("n024", "f000")]  # fmt: skip
+    done = subprocess.run(s.command("--once"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert s.listed() == {"n024", "f000"}
+    assert store.missing(landed, cube) == []
 
 
 def test_cube_build_appends_the_days_and_a_rerun_repeats_nothing(tmp_path):
