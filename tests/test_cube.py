@@ -315,6 +315,23 @@ def test_the_stream_appends_each_file_it_publishes(streams, stream_sources, tmp_
     assert store.missing(landed, cube) == []
 
 
+def test_a_stream_restarted_after_failed_appends_appends_the_days_files(
+    streams, stream_sources, tmp_path, monkeypatch
+):
+    cube = tmp_path / "cube"
+    cube.write_text("not a folder: every append fails")
+    monkeypatch.setenv("RTOFS_CUBE", str(cube))
+    s = streams(tmp_path)
+    first = land(s.archive, stream_sources / names.compose_name("prog", "n024"))
+    done = subprocess.run(s.command("--once"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and s.listed() == {"n024"}, done.stdout + done.stderr
+    cube.unlink()
+    second = land(s.archive, stream_sources / names.compose_name("prog", "f000"))
+    again = subprocess.run(s.command("--once"), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert store.missing([first, second], cube) == []  # n024's record was taken before
+
+
 def test_cube_build_appends_the_days_and_a_rerun_repeats_nothing(tmp_path):
     archive, cube = tmp_path / "archive", tmp_path / "cube"
     sample.write_sample(archive, SAMPLE_DATE, steps="n024,f000-f002", grid="66x90")

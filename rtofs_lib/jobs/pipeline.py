@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -405,6 +405,8 @@ class Job:
     _published: set[Path] = field(default_factory=set, init=False, repr=False)
     #: Files whose append to the cube failed: tried again with the next batch.
     _cube_pending: set[str] = field(default_factory=set, init=False, repr=False)
+    #: Day maps folders whose finished files this process has checked against the cube.
+    _cube_checked: set[str] = field(default_factory=set, init=False, repr=False)
 
     def register(self, days: Sequence[str]) -> list:
         """Write the missing landed records of ``days`` and return the days' records."""
@@ -468,7 +470,7 @@ class Job:
         self._published = set()
         self._publish(_unlisted(skipped, self.maps), when)
         counter(skipped)
-        self._to_cube(self._not_in_cube(skipped))
+        self._to_cube(self._not_in_cube(tasks, skipped))
         results, retried = self._render(todo, session, when, counter)
         self._finish_cube_days(tasks)
         report = RunReport(
@@ -538,13 +540,24 @@ class Job:
                 msg = f"{self.maps}: no space left for the dashboard ({e.strerror}); free space"
                 wait = self._wait_for_space(msg, wait)
 
-    def _not_in_cube(self, results: list[FileResult]) -> list[str]:
-        """The finished files of ``results`` the cube lacks (an append that failed before)."""
-        if self.cube is None or not results:
+    def _not_in_cube(self, tasks: Sequence[Task], skipped: list[FileResult]) -> list[str]:
+        """The finished files the cube lacks (an append that failed before): those skipped,
+        and, the first time this process sees a day, every finished file of the day (a stream
+        restarted after failed appends never sees their records again)."""
+        if self.cube is None or not tasks:
             return []
         from rtofs_lib.cube import store
+        from rtofs_lib.fetch import catalog
 
-        return [str(p) for p in store.missing([r.path for r in results], self.cube)]
+        paths = {r.path for r in skipped}
+        for t in tasks:
+            if t.day_maps in self._cube_checked:
+                continue
+            self._cube_checked.add(t.day_maps)
+            date = names.parse_day_folder(Path(t.day_maps).name)
+            day = [replace(t, path=str(p)) for p in catalog.day_files(self.archive, date)]
+            paths.update(d.path for d in day if is_done(d))
+        return [str(p) for p in store.missing(sorted(paths), self.cube)] if paths else []
 
     def _to_cube(self, paths: list[str]) -> None:
         """Append ``paths`` (and those that failed before) to the cube, after publication.
