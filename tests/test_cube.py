@@ -275,6 +275,28 @@ def test_a_writer_killed_mid_append_leaves_the_cube_readable_and_the_next_append
         assert same_bits(ds["sst"].sel(step=step).values[0], read_field(path, "sst").values)
 
 
+def test_a_writer_killed_at_any_point_of_its_appends_loses_only_what_it_had_not_committed(
+    tmp_path,
+):
+    archive, cube = tmp_path / "archive", tmp_path / "cube"
+    paths = sample.write_sample(archive, SAMPLE_DATE, steps="f000-f023", grid="66x90")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(cube), *map(str, paths)])
+    deadline = time.monotonic() + 120
+    while len(store.missing(paths, cube)) > len(paths) - 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # wherever it is: reading, writing chunks, committing
+    proc.wait()
+    left = store.missing(paths, cube)
+    ds = open_cube("sst", cube=cube)
+    for path in sorted(set(paths) - set(left)):
+        step = names.parse_name(path.name).step
+        assert same_bits(ds["sst"].sel(step=step).values[0], read_field(path, "sst").values)
+    for path in left:
+        assert store.append(path, cube, ["sst"])
+    assert store.missing(paths, cube) == []
+
+
 def test_a_file_noaa_replaced_is_written_again(tmp_path, small_day):
     archive, cube = tmp_path / "archive", tmp_path / "cube"
     (path,) = sample.write_sample(archive, SAMPLE_DATE, steps="f001", grid="small")
