@@ -22,7 +22,7 @@ measurement: see ``docs/cube.md``).
 **Transactions.** :func:`append` writes a file's chunks into a writable session and commits
 it: a reader (its own read-only session) sees the snapshot before or after, never half an
 append. Icechunk's local storage does not make concurrent commits safe by itself, so commits
-take an exclusive ``flock`` on ``.<cube>.lock`` beside the repository (released by the kernel
+take an exclusive ``flock`` on ``.rtofs-commit.lock`` in the repository (released by the kernel
 when a writer dies); a commit whose base moved is rebased (files of other days merge), and a
 real conflict (two writers of one day: its ``source`` chunk; or adding the same new cycle) is
 redone from the new tip. A
@@ -77,9 +77,9 @@ MAP_CHUNK = (825, 1125)
 SERIES_CHUNK = (75, 75)
 #: Group of the series-chunked copies.
 SERIES = "series"
-#: The lock file commits take, beside the repository folder (``.<name>.lock``: Icechunk
-#: creates repositories only in empty folders).
-LOCK_NAME = ".{name}.lock"
+#: The lock file commits take, inside the repository (made after it: Icechunk creates
+#: repositories only in empty folders). A dot-file, so readers of the folder skip it.
+LOCK_NAME = ".rtofs-commit.lock"
 #: Format of the cube (root attribute ``rtofs_cube``).
 FORMAT = 1
 EPOCH = dt.date(1970, 1, 1)
@@ -123,21 +123,25 @@ def repository(path: str | Path, *, create: bool = False):
     import icechunk
 
     path = Path(path).expanduser()
-    if not create:
-        if not (path / "refs").is_dir():
-            raise CubeError(
-                f"{path}: no cube here; fill it with `rtofs cube build --from D --to D` or "
-                "let `rtofs run`/`rtofs stream` append files (setting `cube`, or --cube DIR)"
-            )
+    if (path / "refs").is_dir():
         return icechunk.Repository.open(_storage(path))
+    if not create:
+        raise CubeError(
+            f"{path}: no cube here; fill it with `rtofs cube build --from D --to D` or "
+            "let `rtofs run`/`rtofs stream` append files (setting `cube`, or --cube DIR)"
+        )
     path.mkdir(parents=True, exist_ok=True)
-    with _commit_lock(path):
-        return icechunk.Repository.open_or_create(_storage(path))
+    for attempt in range(50):
+        try:
+            return icechunk.Repository.open_or_create(_storage(path))
+        except icechunk.IcechunkError:  # another writer is making it: open it once it is made
+            time.sleep(0.02 * (attempt + 1))
+    raise CubeError(f"{path}: not an Icechunk repository, nor an empty folder to make one in")
 
 
 @contextlib.contextmanager
 def _commit_lock(path: Path) -> Iterator[None]:
-    with open(path.parent / LOCK_NAME.format(name=path.name), "a") as f:
+    with open(path / LOCK_NAME, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
