@@ -5,7 +5,7 @@ The package is laid out as the data flows (see ``docs/architecture.md``): :mod:`
 :mod:`rtofs_lib.maps`, :mod:`rtofs_lib.jobs` (Spark), :mod:`rtofs_lib.notebook` (the kernel and the
 viewer), :mod:`rtofs_lib.hub`, :mod:`rtofs_lib.cli` and :mod:`rtofs_lib.testing`. The names most
 used in notebooks are here: :func:`open_file`, :func:`open_day`, :func:`parse_name`,
-:func:`compose_name`, :func:`valid_time`.
+:func:`compose_name`, :func:`valid_time`, :func:`open_cube` (the analysis-ready cube).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "open_file": "rtofs_lib.fields.reader",
     "open_day": "rtofs_lib.fields.reader",
+    "open_cube": "rtofs_lib.cube.query",
     "parse_name": "rtofs_lib.fetch.names",
     "compose_name": "rtofs_lib.fetch.names",
     "valid_time": "rtofs_lib.fetch.names",

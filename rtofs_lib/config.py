@@ -8,6 +8,7 @@ Example ``/etc/rtofs/rtofs.toml``::
 
     archive = "/lustre/rtofs/archive"
     maps = "/lustre/rtofs/maps"
+    cube = "/lustre/rtofs/cube"
     spark_master = "spark://hub:7077"
     spark_secret_file = "/etc/rtofs/spark.secret"
 """
@@ -39,6 +40,8 @@ class Settings:
     archive: Path = field(default_factory=lambda: _home() / "archive")
     #: Where maps, ``index.html`` and region statistics go.
     maps: Path = field(default_factory=lambda: _home() / "maps")
+    #: The analysis-ready cube (an Icechunk repository of Zarr arrays; beside the archive).
+    cube: Path = field(default_factory=lambda: _home() / "cube")
     #: Grid-index cache (next to the archive on the cluster).
     cache: Path = field(default_factory=lambda: _home() / "cache")
     #: NOMADS production root that holds the day folders.
@@ -80,7 +83,7 @@ class Settings:
     keep_days: int = 10
 
 
-_PATH_KEYS = {"archive", "maps", "cache", "stream_checkpoint"}
+_PATH_KEYS = {"archive", "maps", "cube", "cache", "stream_checkpoint"}
 
 
 def _coerce(key: str, value: object, source: str) -> object:

@@ -10,6 +10,7 @@ prints the landed → published latency of the day.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def run_demo(args: argparse.Namespace) -> int:
     files = _samples(out, date, steps, args.grid)
     todo = [f for f in files if not (served / names.day_folder(date) / f.name).exists()]
     served.mkdir(parents=True, exist_ok=True)
-    settings = config.load()
+    settings = dataclasses.replace(config.load(), cube=out / "cube")  # the demo's own cube
     work.prepare_grid(files[0], cache_dir=out / "cache")  # as a running service's cache is
     stop, crawled = threading.Event(), {}
     dashboard = _dashboard(maps, args.port)

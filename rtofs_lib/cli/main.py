@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "crawl",
     "run",
     "stream",
+    "series",
+    "cube",
     "demo",
     "animate",
     "kernel",

@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     when.add_argument("--all", action="store_true", help="every day in the archive")
     add_job_options(p)
     p.add_argument("--force", action="store_true", help="render even files whose maps are current")
+    p.add_argument("--cube", help="the cube each file is appended to (default: config)")
     p.set_defaults(func=run_command)
 
 
@@ -79,6 +80,7 @@ def run_command(args: argparse.Namespace) -> int:
         fields=args.fields,
         master=args.master,
         force=args.force,
+        cube=args.cube,
         progress=print_progress,
         settings=s,
     )

@@ -324,6 +324,14 @@ class Grid:
         flat = int(index.index[int(y), int(x)])
         return None if flat < 0 else divmod(flat, self.shape[1])
 
+    def nearest(self, lon: float, lat: float, count: int = 1) -> list[tuple[int, int]]:
+        """Grid ``(row, column)`` of the ``count`` cells nearest ``lon``/``lat``, nearest first.
+
+        Uses the grid's one k-d tree (cached under its key like the raster indices).
+        """
+        flat = regrid.nearest(self._tree(), lat, lon, count)
+        return [divmod(int(f), self.shape[1]) for f in flat]
+
     # --- region selections ----------------------------------------------------------------
 
     def selection(self, region: Any) -> tuple[np.ndarray, np.ndarray]:

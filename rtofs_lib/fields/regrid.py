@@ -337,6 +337,16 @@ def query(tree: Tree, raster: Raster) -> np.ndarray:
     return index.reshape(raster.height, raster.width)
 
 
+def nearest(tree: Tree, lat: float, lon: float, count: int = 1) -> np.ndarray:
+    """Flat grid indices of the ``count`` grid points nearest ``lat``/``lon``, nearest first.
+
+    Distances are along the unit sphere, so any longitude convention works.
+    """
+    count = min(count, tree.tree.n)
+    _, idx = tree.tree.query(_xyz(np.float64(lat), np.float64(lon)), k=count)
+    return np.atleast_1d(idx).astype(np.int64)
+
+
 def apply(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Gather grid ``values`` onto the raster of ``index``: NaN where the index is -1.
 

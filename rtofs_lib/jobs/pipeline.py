@@ -16,11 +16,11 @@ Examples
 >>> tmp = tempfile.mkdtemp()
 >>> _ = sample.write_sample(tmp + "/archive", "20260708", steps="f001,f002", grid="24x24")
 >>> report = run("20260708", archive=tmp + "/archive", maps=tmp + "/maps", master="serial",
-...              cache_dir=tmp + "/cache", sizes=["low"])
+...              cache_dir=tmp + "/cache", sizes=["low"], cube=tmp + "/cube")
 >>> str(report.status), [str(r.status) for r in report.results]
 ('complete', ['rendered', 'rendered'])
 >>> run("20260708", archive=tmp + "/archive", maps=tmp + "/maps", master="serial",
-...     cache_dir=tmp + "/cache", sizes=["low"]).exit_status  # a rerun repeats nothing
+...     cache_dir=tmp + "/cache", sizes=["low"], cube=tmp + "/cube").exit_status  # nothing again
 <ExitStatus.OK: 0>
 """
 
@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +272,7 @@ def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
     progress: Progress | None = None,
     dashboard: bool = True,
     settings: config.Settings | None = None,
+    cube: str | Path | None = None,
 ) -> RunReport:
     """Render the maps of one day, several days or every day in the archive.
 
@@ -303,6 +304,8 @@ def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
         Called as ``progress(result, n_done, n_total)`` as files finish.
     dashboard
         Write ``index.json`` per day and ``maps/index.html`` afterwards.
+    cube
+        The cube each file is appended to (default: the ``cube`` setting).
     settings
         Platform settings (default :func:`rtofs_lib.config.load`).
 
@@ -332,6 +335,7 @@ def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
         dashboard=dashboard,
         progress=progress,
         force=force,
+        **cube_options(s, cube),
     )
     records = job.register(days)
     use_spark = spark is not None or (master or s.spark_master) != SERIAL
@@ -351,6 +355,14 @@ def run(  # noqa: PLR0913 - keyword options, one per `rtofs run` flag
     report.dates = days
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def cube_options(s: config.Settings, cube: str | Path | None = None) -> dict[str, Any]:
+    """The cube a job appends to and the steps that complete a day, from the settings."""
+    return {
+        "cube": Path(cube or s.cube).expanduser(),
+        "cube_steps": names.expand_steps(s.steps, "prog"),
+    }
 
 
 def _field_list(fields: Sequence[str] | str | None, s: config.Settings) -> tuple[str, ...]:
@@ -385,8 +397,16 @@ class Job:
     on_no_space: str = "report"
     #: Set to stop waiting for space (the stream is shutting down).
     stop: threading.Event = field(default_factory=threading.Event)
+    #: The analysis-ready cube each processed file is appended to (None: no cube).
+    cube: Path | None = None
+    #: Steps that make a day complete (its series-chunked copy is then written).
+    cube_steps: tuple[str, ...] = ()
     #: The ``index.json`` files the batch in progress has written.
     _published: set[Path] = field(default_factory=set, init=False, repr=False)
+    #: Files whose append to the cube failed: tried again with the next batch.
+    _cube_pending: set[str] = field(default_factory=set, init=False, repr=False)
+    #: Day maps folders whose finished files this process has checked against the cube.
+    _cube_checked: set[str] = field(default_factory=set, init=False, repr=False)
 
     def register(self, days: Sequence[str]) -> list:
         """Write the missing landed records of ``days`` and return the days' records."""
@@ -450,7 +470,9 @@ class Job:
         self._published = set()
         self._publish(_unlisted(skipped, self.maps), when)
         counter(skipped)
+        self._to_cube(self._not_in_cube(tasks, skipped))
         results, retried = self._render(todo, session, when, counter)
+        self._finish_cube_days(tasks)
         report = RunReport(
             dates=sorted({Path(t.day_maps).name[len(names.DAY_PREFIX) :] for t in tasks}),
             master=session.sparkContext.master if session is not None else SERIAL,
@@ -474,6 +496,7 @@ class Job:
         def sink(rs: list[FileResult]) -> None:
             self._publish(rs, when)
             counter(rs)
+            self._to_cube([r.path for r in rs if r.status == FileStatus.RENDERED])
 
         results: list[FileResult] = []
         retried, wait = 0, 1.0
@@ -516,6 +539,56 @@ class Job:
                     raise
                 msg = f"{self.maps}: no space left for the dashboard ({e.strerror}); free space"
                 wait = self._wait_for_space(msg, wait)
+
+    def _not_in_cube(self, tasks: Sequence[Task], skipped: list[FileResult]) -> list[str]:
+        """The finished files the cube lacks (an append that failed before): those skipped,
+        and, the first time this process sees a day, every finished file of the day (a stream
+        restarted after failed appends never sees their records again)."""
+        if self.cube is None or not tasks:
+            return []
+        from rtofs_lib.cube import store
+        from rtofs_lib.fetch import catalog
+
+        paths = {r.path for r in skipped}
+        for t in tasks:
+            if t.day_maps in self._cube_checked:
+                continue
+            self._cube_checked.add(t.day_maps)
+            date = names.parse_day_folder(Path(t.day_maps).name)
+            day = [replace(t, path=str(p)) for p in catalog.day_files(self.archive, date)]
+            paths.update(d.path for d in day if is_done(d))
+        return [str(p) for p in store.missing(sorted(paths), self.cube)] if paths else []
+
+    def _to_cube(self, paths: list[str]) -> None:
+        """Append ``paths`` (and those that failed before) to the cube, after publication.
+
+        A failed append is logged and tried again with the next batch (and by the next run,
+        which finds the file finished but missing from the cube): the maps stay published.
+        """
+        if self.cube is None:
+            return
+        from rtofs_lib.cube import store
+
+        for path in dict.fromkeys([*sorted(self._cube_pending), *paths]):
+            try:
+                store.append(path, self.cube, self.fields)
+                self._cube_pending.discard(path)
+            except Exception as e:  # the maps are out; the cube catches up on the next batch
+                log.error("%s: not appended to the cube %s (%s); tried again next batch or run",
+                          path, self.cube, e)  # fmt: skip
+                self._cube_pending.add(path)
+
+    def _finish_cube_days(self, tasks: Sequence[Task]) -> None:
+        """Write the series-chunked copy of each touched day that is now complete."""
+        if self.cube is None or not tasks or not self.cube_steps:
+            return
+        from rtofs_lib.cube import store
+
+        for day in sorted({Path(t.day_maps).name for t in tasks}):
+            try:
+                store.finish_day(self.cube, names.parse_day_folder(day), self.cube_steps)
+            except Exception as e:  # the map-chunked arrays still answer; retried next batch
+                log.error("%s: series copy of %s not written (%s)", self.cube, day, e)
 
     def _publish(self, results: list[FileResult], when: dict[str, str]) -> None:
         """Write each day's ``index.json`` with ``results`` in it."""

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from rtofs_lib import config
 from rtofs_lib.errors import ConfigError, RtofsError
 from rtofs_lib.fetch import landed
-from rtofs_lib.jobs.pipeline import SERIAL, Job, Progress, RunReport
+from rtofs_lib.jobs.pipeline import SERIAL, Job, Progress, RunReport, cube_options
 from rtofs_lib.status import ExitStatus
 
 if TYPE_CHECKING:
@@ -228,6 +228,7 @@ def stream(  # noqa: PLR0913 - keyword options, one per `rtofs stream` flag
         progress=progress,
         on_no_space="raise" if once else "wait",
         stop=stop,
+        **cube_options(s),
     )
     seconds = parse_trigger(trigger if trigger is not None else s.stream_trigger)
     checkpoint = Path(checkpoint or s.stream_checkpoint).expanduser()
