@@ -31,6 +31,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import xarray as xr
+from bench_reader_regrid import best  # one timing helper for the benchmarks (same folder)
 
 from rtofs_lib.cube import query, store
 from rtofs_lib.fetch import names
@@ -41,16 +42,6 @@ DATE = "20260708"
 CACHE = Path(tempfile.gettempdir()) / "rtofs-bench-cube"
 VALPARAISO = (-71.8, -33.0)
 DAYS, STEPS = 30, 138
-
-
-def best(fn, repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def files_on_disk(archive: Path, n: int) -> list[Path]:
