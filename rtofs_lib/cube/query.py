@@ -107,11 +107,17 @@ class _Picks:
 class Cube:
     """A read-only snapshot of the cube: its arrays, grid and the cells it holds."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, snapshot: str | None = None) -> None:
         import zarr
 
         self.path = path
-        self.session = store.repository(path).readonly_session("main")
+        repo = store.repository(path)
+        if snapshot is None:
+            self.session = repo.readonly_session("main")
+        else:  # a snapshot seen earlier (Spark tasks read the driver's)
+            self.session = repo.readonly_session(snapshot_id=snapshot)
+        #: The snapshot read: pass it to another ``Cube`` to see exactly the same data.
+        self.snapshot: str = self.session.snapshot_id
         try:
             self.root = zarr.open_group(self.session.store, mode="r")
         except FileNotFoundError:
@@ -297,11 +303,31 @@ def box_series(
     ``box`` is ``(west, east, south, north)``; west > east crosses the dateline. Other
     parameters as :func:`point_series`.
     """
-    from rtofs_lib.fields.regions import Region
-
     c = Cube(_cube_dir(cube))
     c.check_field(field)
-    grid = c.grid(cache_dir if cache_dir is not None else config.load().cache)
+    rs, cs, weights = box_block(c, box, cache_dir)
+    picks = c.picks(view, start, end)
+    mean = weighted_mean(c.read(field, picks, rs, cs), weights)
+    attrs = {**c.root[field].attrs, "box": list(box)}
+    return _series(mean, picks, c, view, attrs).rename(field)
+
+
+def box_block(
+    cube: Cube, box: tuple[float, float, float, float], cache_dir: Any = None
+) -> tuple[slice, slice, np.ndarray]:
+    """The block of grid rows and columns around a lon/lat box, and each cell's weight in it.
+
+    Returns ``(rows, cols, weights)``: ``weights`` has the block's shape, cos latitude inside
+    the box and 0 outside (land is left out by the values' NaN).
+
+    Raises
+    ------
+    CubeError
+        A box that holds no grid cell.
+    """
+    from rtofs_lib.fields.regions import Region
+
+    grid = cube.grid(cache_dir if cache_dir is not None else config.load().cache)
     flat, cell_weights = grid.selection(Region("box", "box", *box))  # memoised per grid
     if not flat.size:
         raise CubeError(
@@ -312,12 +338,17 @@ def box_series(
     cs = slice(int(cols.min()), int(cols.max()) + 1)
     weights = np.zeros((rs.stop - rs.start, cs.stop - cs.start))
     weights[rows - rs.start, cols - cs.start] = cell_weights
-    picks = c.picks(view, start, end)
-    values = c.read(field, picks, rs, cs)
+    return rs, cs, weights
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per leading index, the ``weights``-weighted mean of ``values`` over finite cells.
+
+    >>> weighted_mean(np.array([[[1.0, np.nan], [3.0, 5.0]]]), np.array([[1.0, 1.0], [1.0, 0.0]]))
+    array([2.])
+    """
     wet = np.isfinite(values)
     total = np.where(wet, weights, 0.0).sum(axis=(1, 2))
     sums = np.where(wet, values * weights, 0.0).sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(total > 0, sums / total, np.nan)
-    attrs = {**c.root[field].attrs, "box": list(box)}
-    return _series(mean, picks, c, view, attrs).rename(field)
+        return np.where(total > 0, sums / total, np.nan)

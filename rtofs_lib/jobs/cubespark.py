@@ -1,0 +1,289 @@
+"""The cube as a Spark input: cells over time as a DataFrame, a mean map, a box-mean series.
+
+The driver reads only the cube's small index arrays (which files it holds, and the cells a
+view picks: :meth:`rtofs_lib.cube.query.Cube.picks`, the same ``"best"`` and ``"cycles"``
+views as :func:`rtofs_lib.cube.point_series`) and the grid's selection of a box or points.
+The executors read the values: one task per cycle day (a day's series-chunked copy is one
+chunk per 75 × 75 tile), or per band of series-chunk rows for a mean map. Every task opens
+the snapshot the driver saw, so an append landing meanwhile changes nothing in one result;
+no array is collected to the driver.
+
+- :func:`cells`: one row per (valid time, ocean cell) of a box or of points: ``cycle``,
+  ``step``, ``valid_time``, ``y``, ``x``, ``lat``, ``lon``, ``weight`` (cos latitude), the field;
+  land (NaN) is left out;
+- :func:`mean_map`: the per-cell mean over a period (a monthly mean map), one row per ocean
+  cell; :func:`to_map` makes it a 2-D :class:`xarray.DataArray` for plotting;
+- :func:`box_mean`: the area-weighted mean over ocean in a box per valid time, the values
+  :func:`rtofs_lib.cube.box_series` gives.
+
+Examples
+--------
+>>> from rtofs_lib.jobs.spark import session
+>>> spark = session("local[2]", app_name="rtofs-cube")  # doctest: +SKIP
+>>> df = box_mean(spark, (-40, -20, -10, 10), start="20260701", end="20260731")  # doctest: +SKIP
+>>> df.orderBy("valid_time").show(3)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rtofs_lib import config
+from rtofs_lib.cube import query
+from rtofs_lib.cube.query import Cube, CubeError, _Picks
+from rtofs_lib.cube.store import SERIES, STEPS
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["box_mean", "cells", "mean_map", "to_map"]
+
+Box = tuple[float, float, float, float]
+
+
+def _open(cube: str | Path | None, field: str) -> Cube:
+    c = Cube(query._cube_dir(cube).resolve())
+    c.check_field(field)
+    return c
+
+
+def _cache(cache_dir: str | Path | None) -> Any:
+    return cache_dir if cache_dir is not None else config.load().cache
+
+
+def _by_cycle(picks: _Picks) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """The picks split per cycle: ``(cycle index, step indices, valid times [h])``."""
+    out = []
+    for ci in np.unique(picks.cycle):
+        at = picks.cycle == ci
+        out.append((int(ci), picks.step[at], picks.valid[at].astype("datetime64[h]")))
+    return out
+
+
+def _day_rows(c: Cube, ci: int, steps: np.ndarray, valid: np.ndarray) -> list[tuple]:
+    """``(cycle date, step name, valid time)`` of a task's picks, as Python values."""
+    cycle = c.cycles[ci].astype(dt.date)
+    return [(cycle, STEPS[s], v.astype(dt.datetime)) for s, v in zip(steps, valid, strict=True)]
+
+
+def _read(c: Cube, field: str, ci: int, steps: np.ndarray, rows: slice, cols: slice):
+    picks = _Picks(np.full(steps.size, ci), steps, steps)
+    return c.read(field, picks, rows, cols)
+
+
+def _schema(field: str, columns: list[tuple[str, str]]):
+    from pyspark.sql import types as T
+
+    kinds = {"date": T.DateType(), "string": T.StringType(), "time": T.TimestampNTZType(),
+             "int": T.IntegerType(), "float": T.FloatType(), "double": T.DoubleType(),
+             "long": T.LongType()}  # fmt: skip
+    return T.StructType([T.StructField(field if n == "<field>" else n, kinds[k], True)
+                         for n, k in columns])  # fmt: skip
+
+
+# --- cells ---------------------------------------------------------------------------------------
+
+CELL_COLUMNS = [("cycle", "date"), ("step", "string"), ("valid_time", "time"), ("y", "int"),
+                ("x", "int"), ("lat", "double"), ("lon", "double"), ("weight", "double"),
+                ("<field>", "float")]  # fmt: skip
+
+
+def _cells_task(task: tuple) -> list[tuple]:
+    """One cycle day's rows: every picked step at every selected ocean cell."""
+    path, snapshot, field, ci, steps, valid, blocks = task
+    c = Cube(Path(path), snapshot)
+    days = _day_rows(c, ci, steps, valid)
+    out = []
+    for rs, cs, weights in blocks:
+        values = _read(c, field, ci, steps, rs, cs)
+        lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
+        for k, (cycle, step, vt) in enumerate(days):
+            for a, b in zip(*np.nonzero(np.isfinite(values[k]) & (weights > 0)), strict=True):
+                out.append((cycle, step, vt, rs.start + int(a), cs.start + int(b),
+                            float(lat[a, b]), float(lon[a, b]), float(weights[a, b]),
+                            float(values[k, a, b])))  # fmt: skip
+    return out
+
+
+def cells(  # noqa: PLR0913 - where, when and which view, like point_series
+    spark: SparkSession,
+    *,
+    box: Box | None = None,
+    points: list[tuple[float, float]] | None = None,
+    field: str = "sst",
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    view: str = "best",
+    cube: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> DataFrame:
+    """The cube's values in a box or at points as a DataFrame, one row per valid time and cell.
+
+    Parameters
+    ----------
+    spark
+        The session (:func:`rtofs_lib.jobs.spark.session`).
+    box, points
+        ``(west, east, south, north)`` degrees, or ``[(lon, lat), ...]`` (each goes to its
+        nearest ocean cell, as :func:`rtofs_lib.cube.point_series`); give one of them.
+    field, start, end, view, cube, cache_dir
+        As :func:`rtofs_lib.cube.point_series`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``cycle`` (date), ``step``, ``valid_time``, ``y``, ``x``, ``lat``, ``lon``, ``weight``
+        (cos latitude) and ``field`` (float); land and missing files left out. One Spark task
+        per cycle day.
+
+    Raises
+    ------
+    CubeError
+        No cube or field, neither or both of ``box`` and ``points``, a box with no cell, a
+        point on land or outside the grid.
+    """
+    if (box is None) == (points is None):
+        raise CubeError("give either box=(west, east, south, north) or points=[(lon, lat), ...]")
+    c = _open(cube, field)
+    if box is not None:
+        blocks = [query.box_block(c, box, _cache(cache_dir))]
+    else:
+        cells_ = [query.ocean_cell(c, lon, lat, _cache(cache_dir)) for lon, lat in points]
+        blocks = [(slice(j, j + 1), slice(i, i + 1), np.ones((1, 1))) for j, i in cells_]
+    tasks = [(str(c.path), c.snapshot, field, ci, steps, valid, blocks)
+             for ci, steps, valid in _by_cycle(c.picks(view, start, end))]  # fmt: skip
+    return _frame(spark, tasks, _cells_task, _schema(field, CELL_COLUMNS))
+
+
+def _frame(spark: SparkSession, tasks: list, task, schema) -> DataFrame:
+    if not tasks:
+        return spark.createDataFrame([], schema)
+    rdd = spark.sparkContext.parallelize(tasks, len(tasks)).flatMap(task)
+    return spark.createDataFrame(rdd, schema)
+
+
+# --- box mean ------------------------------------------------------------------------------------
+
+BOX_COLUMNS = [("cycle", "date"), ("step", "string"), ("valid_time", "time"), ("<field>", "double")]
+
+
+def _box_task(task: tuple) -> list[tuple]:
+    path, snapshot, field, ci, steps, valid, (rs, cs, weights) = task
+    c = Cube(Path(path), snapshot)
+    means = query.weighted_mean(_read(c, field, ci, steps, rs, cs), weights)
+    return [(*day, None if np.isnan(m) else float(m))
+            for day, m in zip(_day_rows(c, ci, steps, valid), means, strict=True)]  # fmt: skip
+
+
+def box_mean(
+    spark: SparkSession,
+    box: Box,
+    *,
+    field: str = "sst",
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    view: str = "best",
+    cube: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> DataFrame:
+    """The area-weighted (cos latitude) mean over ocean in ``box`` per picked valid time.
+
+    The values of :func:`rtofs_lib.cube.box_series`, computed on the executors (one task per
+    cycle day). Parameters as :func:`cells`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``cycle``, ``step``, ``valid_time`` and ``field`` (double; null where the box holds
+        no ocean value).
+    """
+    c = _open(cube, field)
+    block = query.box_block(c, box, _cache(cache_dir))
+    tasks = [(str(c.path), c.snapshot, field, ci, steps, valid, block)
+             for ci, steps, valid in _by_cycle(c.picks(view, start, end))]  # fmt: skip
+    return _frame(spark, tasks, _box_task, _schema(field, BOX_COLUMNS))
+
+
+# --- mean map ------------------------------------------------------------------------------------
+
+MAP_COLUMNS = [("y", "int"), ("x", "int"), ("lat", "double"), ("lon", "double"),
+               ("<field>", "double"), ("count", "long")]  # fmt: skip
+
+
+def _map_task(task: tuple) -> list[tuple]:
+    """Per-cell mean of one band of rows over every picked step."""
+    path, snapshot, field, days, rs, cs, weights = task
+    c = Cube(Path(path), snapshot)
+    total = np.zeros((rs.stop - rs.start, cs.stop - cs.start))
+    count = np.zeros(total.shape, np.int64)
+    for ci, steps, _ in days:
+        values = _read(c, field, ci, steps, rs, cs)
+        wet = np.isfinite(values)
+        total += np.where(wet, values.astype(np.float64), 0.0).sum(axis=0)
+        count += wet.sum(axis=0)
+    lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
+    return [(rs.start + int(a), cs.start + int(b), float(lat[a, b]), float(lon[a, b]),
+             float(total[a, b] / count[a, b]), int(count[a, b]))
+            for a, b in zip(*np.nonzero((count > 0) & (weights > 0)), strict=True)]  # fmt: skip
+
+
+def mean_map(
+    spark: SparkSession,
+    *,
+    box: Box | None = None,
+    field: str = "sst",
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    view: str = "best",
+    cube: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> DataFrame:
+    """The mean of ``field`` per ocean cell over the valid times ``start``..``end``.
+
+    One Spark task per band of series-chunk rows (75 at full size), each reading every picked
+    step of its band; ``box`` (default: the whole grid) and the rest as :func:`cells`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``y``, ``x``, ``lat``, ``lon``, ``field`` (the mean, double) and ``count`` (valid times
+        averaged), one row per ocean cell that has a value; :func:`to_map` draws it.
+    """
+    c = _open(cube, field)
+    if box is not None:
+        rs, cs, weights = query.box_block(c, box, _cache(cache_dir))
+    else:
+        ny, nx = c.root["lat"].shape
+        rs, cs, weights = slice(0, ny), slice(0, nx), np.ones((ny, nx))
+    days = _by_cycle(c.picks(view, start, end))
+    band = c.root[SERIES][field].chunks[2]
+    tasks = []
+    if days:
+        for r0 in range(rs.start - rs.start % band, rs.stop, band):
+            r = slice(max(r0, rs.start), min(r0 + band, rs.stop))
+            w = weights[r.start - rs.start : r.stop - rs.start]
+            if (w > 0).any():
+                tasks.append((str(c.path), c.snapshot, field, days, r, cs, w))
+    return _frame(spark, tasks, _map_task, _schema(field, MAP_COLUMNS))
+
+
+def to_map(df: DataFrame, *, field: str = "sst", cube: str | Path | None = None) -> xr.DataArray:
+    """A :func:`mean_map` DataFrame as a 2-D array on the cube's grid (NaN where no row).
+
+    Collects the map (one value per cell) to the driver, with the grid's ``lat``/``lon``.
+    """
+    import xarray as xr
+
+    c = _open(cube, field)
+    lat, lon = c.root["lat"][:], c.root["lon"][:]
+    table = df.select("y", "x", field).toPandas()
+    out = np.full(lat.shape, np.nan, np.float64)
+    out[table["y"].to_numpy(), table["x"].to_numpy()] = table[field].to_numpy()
+    return xr.DataArray(out, dims=("y", "x"), name=field,
+                        coords={"lat": (("y", "x"), lat), "lon": (("y", "x"), lon)},
+                        attrs=dict(c.root[field].attrs))  # fmt: skip
