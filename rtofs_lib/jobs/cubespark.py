@@ -98,15 +98,15 @@ def _cells_task(task: tuple) -> list[tuple]:
     path, snapshot, field, ci, steps, valid, blocks = task
     c = Cube(Path(path), snapshot)
     days = _day_rows(c, ci, steps, valid)
-    out = []
+    out: list[tuple] = []
     for rs, cs, weights in blocks:
         values = _read(c, field, ci, steps, rs, cs)
         lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
-        for k, (cycle, step, vt) in enumerate(days):
-            for a, b in zip(*np.nonzero(np.isfinite(values[k]) & (weights > 0)), strict=True):
-                out.append((cycle, step, vt, rs.start + int(a), cs.start + int(b),
-                            float(lat[a, b]), float(lon[a, b]), float(weights[a, b]),
-                            float(values[k, a, b])))  # fmt: skip
+        for k, day in enumerate(days):
+            a, b = np.nonzero(np.isfinite(values[k]) & (weights > 0))
+            columns = (a + rs.start, b + cs.start, lat[a, b].astype(np.float64),
+                       lon[a, b].astype(np.float64), weights[a, b], values[k, a, b])  # fmt: skip
+            out += [(*day, *r) for r in zip(*(col.tolist() for col in columns), strict=True)]
     return out
 
 
@@ -227,9 +227,10 @@ def _map_task(task: tuple) -> list[tuple]:
         total += np.where(wet, values.astype(np.float64), 0.0).sum(axis=0)
         count += wet.sum(axis=0)
     lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
-    return [(rs.start + int(a), cs.start + int(b), float(lat[a, b]), float(lon[a, b]),
-             float(total[a, b] / count[a, b]), int(count[a, b]))
-            for a, b in zip(*np.nonzero((count > 0) & (weights > 0)), strict=True)]  # fmt: skip
+    a, b = np.nonzero((count > 0) & (weights > 0))
+    columns = (a + rs.start, b + cs.start, lat[a, b].astype(np.float64),
+               lon[a, b].astype(np.float64), total[a, b] / count[a, b], count[a, b])  # fmt: skip
+    return list(zip(*(col.tolist() for col in columns), strict=True))
 
 
 def mean_map(
