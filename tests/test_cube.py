@@ -162,6 +162,20 @@ def test_latitude_outside_the_grid_is_refused(full_cube, lat):
         point_series(0.0, lat, cube=full_cube)
 
 
+def test_a_grid_cell_given_reads_that_cell(full_cube):
+    a = point_series(*SEA, cube=full_cube)
+    b = point_series(0.0, 0.0, cube=full_cube, cell=(a.attrs["j"], a.attrs["i"]))
+    assert (b.attrs["j"], b.attrs["i"]) == (a.attrs["j"], a.attrs["i"])
+    assert same_bits(a.values, b.values)
+
+
+def test_a_land_grid_cell_given_is_refused(full_cube):
+    ocean = open_cube("sst", cube=full_cube)["sst"].isel(cycle=0, step=0).notnull().values
+    j, i = np.argwhere(~ocean)[0]
+    with pytest.raises(CubeError, match=rf"grid cell j={j}, i={i} is land or outside"):
+        point_series(0.0, 0.0, cube=full_cube, cell=(j, i))
+
+
 def test_point_value_is_the_files_value_at_the_nearest_cell(full_cube, small_day):
     s = point_series(*SEA, cube=full_cube)
     path = day_file(small_day, SAMPLE_DATE, "f003")

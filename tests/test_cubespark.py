@@ -130,7 +130,7 @@ def test_mean_map_of_a_box_holds_only_its_cells(spark, full_cube, spark_cache):
     assert df.count() == cells.select("y", "x").distinct().count()
 
 
-def test_mean_map_tasks_are_bands_of_series_chunk_rows(spark, full_cube):
-    df = cubespark.mean_map(spark, cube=full_cube)
-    rows_ = open_cube("sst", cube=full_cube).sizes["y"]
-    assert df.rdd.getNumPartitions() == -(-rows_ // 75)
+def test_mean_map_has_one_task_per_map_chunk(spark, full_cube):
+    chunks = open_cube("sst", cube=full_cube)["sst"].encoding["chunks"]
+    assert chunks[2:] == (825, 1125)  # one map chunk holds the small grid
+    assert cubespark.mean_map(spark, cube=full_cube).rdd.getNumPartitions() == 1

@@ -246,7 +246,7 @@ def ocean_cell(cube: Cube, lon: float, lat: float, cache_dir: Any) -> tuple[int,
     raise CubeError(f"{cube.path}: the grid has no ocean cell")
 
 
-def point_series(
+def point_series(  # noqa: PLR0913 - where, when, which view, and the stores
     lon: float,
     lat: float,
     *,
@@ -256,6 +256,7 @@ def point_series(
     view: str = "best",
     cube: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    cell: tuple[int, int] | None = None,
 ) -> xr.DataArray:
     """The series of ``field`` at the ocean cell nearest ``lon``/``lat``.
 
@@ -271,16 +272,28 @@ def point_series(
         ``"best"`` (dimension ``valid_time``) or ``"cycles"`` (dimensions ``cycle``, ``step``).
     cache_dir
         Grid-index cache (default: the ``cache`` setting).
+    cell
+        Grid ``(row, col)`` to read instead of the cell nearest ``lon``/``lat``, for a caller
+        that knows it (the viewer's click): no k-d tree is loaded.
 
     Raises
     ------
     CubeError
-        No cube or field, a latitude outside the grid, a point on land.
+        No cube or field, a latitude outside the grid, a point or ``cell`` on land.
     """
     c = Cube(_cube_dir(cube))
     c.check_field(field)
-    cache = cache_dir if cache_dir is not None else config.load().cache
-    j, i = ocean_cell(c, lon, lat, cache)
+    if cell is None:
+        cache = cache_dir if cache_dir is not None else config.load().cache
+        j, i = ocean_cell(c, lon, lat, cache)
+    else:
+        j, i = (int(v) for v in cell)
+        ny, nx = c.root["ocean"].shape
+        if not (0 <= j < ny and 0 <= i < nx) or not c.root["ocean"][j, i]:
+            raise CubeError(
+                f"{c.path}: grid cell j={j}, i={i} is land or outside the {ny} x {nx} grid; "
+                "give an ocean cell (or a lon/lat without cell)"
+            )
     picks = c.picks(view, start, end)
     values = c.read(field, picks, slice(j, j + 1), slice(i, i + 1))[:, 0, 0]
     attrs = {**c.root[field].attrs, "lon": float(c.root["lon"][j, i]),

@@ -4,7 +4,7 @@ The driver reads only the cube's small index arrays (which files it holds, and t
 view picks: :meth:`rtofs_lib.cube.query.Cube.picks`, the same ``"best"`` and ``"cycles"``
 views as :func:`rtofs_lib.cube.point_series`) and the grid's selection of a box or points.
 The executors read the values: one task per cycle day (a day's series-chunked copy is one
-chunk per 75 × 75 tile), or per band of series-chunk rows for a mean map. Every task opens
+chunk per 75 × 75 tile), or per map-chunk tile for a mean map. Every task opens
 the snapshot the driver saw, so an append landing meanwhile changes nothing in one result;
 no array is collected to the driver.
 
@@ -35,7 +35,7 @@ import numpy as np
 from rtofs_lib import config
 from rtofs_lib.cube import query
 from rtofs_lib.cube.query import Cube, CubeError, _Picks
-from rtofs_lib.cube.store import SERIES, STEPS
+from rtofs_lib.cube.store import STEPS
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -93,9 +93,9 @@ CELL_COLUMNS = [("cycle", "date"), ("step", "string"), ("valid_time", "time"), (
                 ("<field>", "float")]  # fmt: skip
 
 
-def _cells_task(task: tuple) -> list[tuple]:
-    """One cycle day's rows: every picked step at every selected ocean cell."""
-    path, snapshot, field, ci, steps, valid, blocks = task
+def _cells_task(task: tuple, blocks: list) -> list[tuple]:
+    """One cycle day's rows: every picked step at every selected ocean cell of ``blocks``."""
+    path, snapshot, field, ci, steps, valid = task
     c = Cube(Path(path), snapshot)
     days = _day_rows(c, ci, steps, valid)
     out: list[tuple] = []
@@ -155,15 +155,22 @@ def cells(  # noqa: PLR0913 - where, when and which view, like point_series
     else:
         cells_ = [query.ocean_cell(c, lon, lat, _cache(cache_dir)) for lon, lat in points]
         blocks = [(slice(j, j + 1), slice(i, i + 1), np.ones((1, 1))) for j, i in cells_]
-    tasks = [(str(c.path), c.snapshot, field, ci, steps, valid, blocks)
+    tasks = [(str(c.path), c.snapshot, field, ci, steps, valid)
              for ci, steps, valid in _by_cycle(c.picks(view, start, end))]  # fmt: skip
-    return _frame(spark, tasks, _cells_task, _schema(field, CELL_COLUMNS))
+    return _frame(spark, tasks, _cells_task, _schema(field, CELL_COLUMNS), blocks)
 
 
-def _frame(spark: SparkSession, tasks: list, task, schema) -> DataFrame:
+def _frame(spark: SparkSession, tasks: list, task, schema, shared: Any = None) -> DataFrame:
+    """One Spark task per entry of ``tasks``; ``shared`` (the selection) is broadcast once."""
     if not tasks:
         return spark.createDataFrame([], schema)
-    rdd = spark.sparkContext.parallelize(tasks, len(tasks)).flatMap(task)
+    sc = spark.sparkContext
+    rdd = sc.parallelize(tasks, len(tasks))
+    if shared is None:
+        rdd = rdd.flatMap(task)
+    else:
+        held = sc.broadcast(shared)
+        rdd = rdd.flatMap(lambda t: task(t, held.value))
     return spark.createDataFrame(rdd, schema)
 
 
@@ -172,8 +179,9 @@ def _frame(spark: SparkSession, tasks: list, task, schema) -> DataFrame:
 BOX_COLUMNS = [("cycle", "date"), ("step", "string"), ("valid_time", "time"), ("<field>", "double")]
 
 
-def _box_task(task: tuple) -> list[tuple]:
-    path, snapshot, field, ci, steps, valid, (rs, cs, weights) = task
+def _box_task(task: tuple, block: tuple) -> list[tuple]:
+    path, snapshot, field, ci, steps, valid = task
+    rs, cs, weights = block
     c = Cube(Path(path), snapshot)
     means = query.weighted_mean(_read(c, field, ci, steps, rs, cs), weights)
     return [(*day, None if np.isnan(m) else float(m))
@@ -204,9 +212,9 @@ def box_mean(
     """
     c = _open(cube, field)
     block = query.box_block(c, box, _cache(cache_dir))
-    tasks = [(str(c.path), c.snapshot, field, ci, steps, valid, block)
+    tasks = [(str(c.path), c.snapshot, field, ci, steps, valid)
              for ci, steps, valid in _by_cycle(c.picks(view, start, end))]  # fmt: skip
-    return _frame(spark, tasks, _box_task, _schema(field, BOX_COLUMNS))
+    return _frame(spark, tasks, _box_task, _schema(field, BOX_COLUMNS), block)
 
 
 # --- mean map ------------------------------------------------------------------------------------
@@ -216,8 +224,9 @@ MAP_COLUMNS = [("y", "int"), ("x", "int"), ("lat", "double"), ("lon", "double"),
 
 
 def _map_task(task: tuple) -> list[tuple]:
-    """Per-cell mean of one band of rows over every picked step."""
-    path, snapshot, field, days, rs, cs, weights = task
+    """Per-cell mean of one tile over every picked step (``inside``: the box's cells, None
+    for all)."""
+    path, snapshot, field, days, rs, cs, inside = task
     c = Cube(Path(path), snapshot)
     total = np.zeros((rs.stop - rs.start, cs.stop - cs.start))
     count = np.zeros(total.shape, np.int64)
@@ -227,7 +236,7 @@ def _map_task(task: tuple) -> list[tuple]:
         total += np.where(wet, values.astype(np.float64), 0.0).sum(axis=0)
         count += wet.sum(axis=0)
     lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
-    a, b = np.nonzero((count > 0) & (weights > 0))
+    a, b = np.nonzero((count > 0) if inside is None else (count > 0) & inside)
     columns = (a + rs.start, b + cs.start, lat[a, b].astype(np.float64),
                lon[a, b].astype(np.float64), total[a, b] / count[a, b], count[a, b])  # fmt: skip
     return list(zip(*(col.tolist() for col in columns), strict=True))
@@ -246,8 +255,9 @@ def mean_map(
 ) -> DataFrame:
     """The mean of ``field`` per ocean cell over the valid times ``start``..``end``.
 
-    One Spark task per band of series-chunk rows (75 at full size), each reading every picked
-    step of its band; ``box`` (default: the whole grid) and the rest as :func:`cells`.
+    One Spark task per tile of one map chunk (825 × 1125 cells at full size, 16 tiles; a whole
+    number of series chunks, so either layout is read once), each reading every picked step of
+    its tile; ``box`` (default: the whole grid) and the rest as :func:`cells`.
 
     Returns
     -------
@@ -260,16 +270,21 @@ def mean_map(
         rs, cs, weights = query.box_block(c, box, _cache(cache_dir))
     else:
         ny, nx = c.root["lat"].shape
-        rs, cs, weights = slice(0, ny), slice(0, nx), np.ones((ny, nx))
+        rs, cs, weights = slice(0, ny), slice(0, nx), None
     days = _by_cycle(c.picks(view, start, end))
-    band = c.root[SERIES][field].chunks[2]
+    th, tw = c.root[field].chunks[2:]  # a map chunk: a whole number of series chunks
     tasks = []
-    if days:
-        for r0 in range(rs.start - rs.start % band, rs.stop, band):
-            r = slice(max(r0, rs.start), min(r0 + band, rs.stop))
-            w = weights[r.start - rs.start : r.stop - rs.start]
-            if (w > 0).any():
-                tasks.append((str(c.path), c.snapshot, field, days, r, cs, w))
+    for r0 in range(rs.start - rs.start % th, rs.stop, th) if days else ():
+        for c0 in range(cs.start - cs.start % tw, cs.stop, tw):
+            r = slice(max(r0, rs.start), min(r0 + th, rs.stop))
+            k = slice(max(c0, cs.start), min(c0 + tw, cs.stop))
+            inside = None
+            if weights is not None:
+                inside = weights[r.start - rs.start : r.stop - rs.start,
+                                 k.start - cs.start : k.stop - cs.start] > 0  # fmt: skip
+                if not inside.any():
+                    continue
+            tasks.append((str(c.path), c.snapshot, field, days, r, k, inside))
     return _frame(spark, tasks, _map_task, _schema(field, MAP_COLUMNS))
 
 

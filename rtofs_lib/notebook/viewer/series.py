@@ -179,20 +179,23 @@ def cube_series(
 ) -> PointSeries | None:
     """The cube's whole best series at grid point ``point`` (as from :func:`grid_point`).
 
-    Read with :func:`rtofs_lib.cube.point_series` at the grid point's own longitude and
-    latitude. None when it cannot answer: a 3-D field (``depth`` given), no cube at ``cube``,
-    a field it does not store, a point it holds as land or holds no value of.
+    Read with :func:`rtofs_lib.cube.point_series` at that grid cell when the cube's grid has
+    the file's shape (no k-d tree to load), else at its longitude and latitude. None when it
+    cannot answer: a 3-D field (``depth`` given), no cube at ``cube``, a field it does not
+    store, a point it holds as land or holds no value of.
     """
     from rtofs_lib.cube import CubeError
     from rtofs_lib.cube import point_series as cube_point
+    from rtofs_lib.cube.query import Cube
 
     name, depth = field
     j, i, glat, glon = point
     if depth is not None:
         return None
     try:
+        same = Cube(Path(cube)).root["lat"].shape == glat.shape
         s = cube_point(float(glon[j, i]), float(glat[j, i]), field=name, cube=cube,
-                       cache_dir=cache_dir)  # fmt: skip
+                       cache_dir=cache_dir, cell=(j, i) if same else None)  # fmt: skip
     except CubeError:  # no cube, field or ocean cell there: the day's files answer
         return None
     if s.sizes["valid_time"] == 0:
