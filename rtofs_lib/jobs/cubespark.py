@@ -65,10 +65,11 @@ def _by_cycle(picks: _Picks) -> list[tuple[int, np.ndarray, np.ndarray]]:
     return out
 
 
-def _day_rows(c: Cube, ci: int, steps: np.ndarray, valid: np.ndarray) -> list[tuple]:
-    """``(cycle date, step name, valid time)`` of a task's picks, as Python values."""
-    cycle = c.cycles[ci].astype(dt.date)
-    return [(cycle, STEPS[s], v.astype(dt.datetime)) for s, v in zip(steps, valid, strict=True)]
+def _day_columns(c: Cube, ci: int, steps: np.ndarray, valid: np.ndarray, k: np.ndarray) -> dict:
+    """``cycle``, ``step``, ``valid_time`` columns of rows that are picks ``k`` of ``steps``."""
+    names = np.array(STEPS, dtype=object)
+    return {"cycle": np.full(k.size, c.cycles[ci], "datetime64[D]"),
+            "step": names[steps[k]], "valid_time": valid[k].astype("datetime64[us]")}  # fmt: skip
 
 
 def _read(c: Cube, field: str, ci: int, steps: np.ndarray, rows: slice, cols: slice):
@@ -93,21 +94,20 @@ CELL_COLUMNS = [("cycle", "date"), ("step", "string"), ("valid_time", "time"), (
                 ("<field>", "float")]  # fmt: skip
 
 
-def _cells_task(task: tuple, blocks: list) -> list[tuple]:
-    """One cycle day's rows: every picked step at every selected ocean cell of ``blocks``."""
+def _cells_task(task: tuple, blocks: list) -> dict[str, np.ndarray]:
+    """One cycle day's columns: every picked step at every selected ocean cell of ``blocks``."""
     path, snapshot, field, ci, steps, valid = task
     c = Cube(Path(path), snapshot)
-    days = _day_rows(c, ci, steps, valid)
-    out: list[tuple] = []
+    parts = []
     for rs, cs, weights in blocks:
         values = _read(c, field, ci, steps, rs, cs)
         lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
-        for k, day in enumerate(days):
-            a, b = np.nonzero(np.isfinite(values[k]) & (weights > 0))
-            columns = (a + rs.start, b + cs.start, lat[a, b].astype(np.float64),
-                       lon[a, b].astype(np.float64), weights[a, b], values[k, a, b])  # fmt: skip
-            out += [(*day, *r) for r in zip(*(col.tolist() for col in columns), strict=True)]
-    return out
+        k, a, b = np.nonzero(np.isfinite(values) & (weights > 0)[None])
+        parts.append({**_day_columns(c, ci, steps, valid, k),
+                      "y": (a + rs.start).astype(np.int32), "x": (b + cs.start).astype(np.int32),
+                      "lat": lat[a, b].astype(np.float64), "lon": lon[a, b].astype(np.float64),
+                      "weight": weights[a, b], field: values[k, a, b]})  # fmt: skip
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def cells(  # noqa: PLR0913 - where, when and which view, like point_series
@@ -161,17 +161,34 @@ def cells(  # noqa: PLR0913 - where, when and which view, like point_series
 
 
 def _frame(spark: SparkSession, tasks: list, task, schema, shared: Any = None) -> DataFrame:
-    """One Spark task per entry of ``tasks``; ``shared`` (the selection) is broadcast once."""
+    """One Spark task per entry of ``tasks``; ``task(entry, shared)`` returns numpy columns,
+    handed to Spark as Arrow batches (no Python object per row). ``tasks`` and ``shared``
+    (the selection) are broadcast once."""
     if not tasks:
         return spark.createDataFrame([], schema)
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow = to_arrow_schema(schema)
     sc = spark.sparkContext
-    rdd = sc.parallelize(tasks, len(tasks))
-    if shared is None:
-        rdd = rdd.flatMap(task)
-    else:
-        held = sc.broadcast(shared)
-        rdd = rdd.flatMap(lambda t: task(t, held.value))
-    return spark.createDataFrame(rdd, schema)
+    held = sc.broadcast((tasks, shared))
+    index = spark.createDataFrame(sc.parallelize([(k,) for k in range(len(tasks))], len(tasks)),
+                                  "task long")  # fmt: skip
+
+    def run(batches):
+        import pyarrow as pa
+
+        entries, common = held.value
+        for batch in batches:
+            for k in batch.column("task").to_pylist():
+                columns = task(entries[k], common)
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        pa.array(columns[f.name], type=f.type, from_pandas=True) for f in arrow
+                    ],  # NaN: null
+                    schema=arrow,
+                )
+
+    return index.mapInArrow(run, schema)
 
 
 # --- box mean ------------------------------------------------------------------------------------
@@ -179,13 +196,12 @@ def _frame(spark: SparkSession, tasks: list, task, schema, shared: Any = None) -
 BOX_COLUMNS = [("cycle", "date"), ("step", "string"), ("valid_time", "time"), ("<field>", "double")]
 
 
-def _box_task(task: tuple, block: tuple) -> list[tuple]:
+def _box_task(task: tuple, block: tuple) -> dict[str, np.ndarray]:
     path, snapshot, field, ci, steps, valid = task
     rs, cs, weights = block
     c = Cube(Path(path), snapshot)
     means = query.weighted_mean(_read(c, field, ci, steps, rs, cs), weights)
-    return [(*day, None if np.isnan(m) else float(m))
-            for day, m in zip(_day_rows(c, ci, steps, valid), means, strict=True)]  # fmt: skip
+    return {**_day_columns(c, ci, steps, valid, np.arange(steps.size)), field: means}
 
 
 def box_mean(
@@ -223,23 +239,23 @@ MAP_COLUMNS = [("y", "int"), ("x", "int"), ("lat", "double"), ("lon", "double"),
                ("<field>", "double"), ("count", "long")]  # fmt: skip
 
 
-def _map_task(task: tuple) -> list[tuple]:
+def _map_task(task: tuple, _: Any) -> dict[str, np.ndarray]:
     """Per-cell mean of one tile over every picked step (``inside``: the box's cells, None
     for all)."""
     path, snapshot, field, days, rs, cs, inside = task
     c = Cube(Path(path), snapshot)
     total = np.zeros((rs.stop - rs.start, cs.stop - cs.start))
     count = np.zeros(total.shape, np.int64)
-    for ci, steps, _ in days:
+    for ci, steps, _valid in days:
         values = _read(c, field, ci, steps, rs, cs)
         wet = np.isfinite(values)
         total += np.where(wet, values.astype(np.float64), 0.0).sum(axis=0)
         count += wet.sum(axis=0)
     lat, lon = c.root["lat"][rs, cs], c.root["lon"][rs, cs]
     a, b = np.nonzero((count > 0) if inside is None else (count > 0) & inside)
-    columns = (a + rs.start, b + cs.start, lat[a, b].astype(np.float64),
-               lon[a, b].astype(np.float64), total[a, b] / count[a, b], count[a, b])  # fmt: skip
-    return list(zip(*(col.tolist() for col in columns), strict=True))
+    return {"y": (a + rs.start).astype(np.int32), "x": (b + cs.start).astype(np.int32),
+            "lat": lat[a, b].astype(np.float64), "lon": lon[a, b].astype(np.float64),
+            field: total[a, b] / count[a, b], "count": count[a, b]}  # fmt: skip
 
 
 def mean_map(
