@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rtofs_lib.fetch import names
@@ -236,6 +237,64 @@ def run_cli(*args: str, config: Path | None = None) -> subprocess.CompletedProce
         env=env,
         timeout=120,
     )
+
+
+# --- cube --------------------------------------------------------------------------------------
+
+#: Every kind of field the cube stores: file variables and a derived one.
+FIELDS = ("sst", "sss", "u_velocity", "v_velocity", "speed")
+#: An ocean point and a land point of the small sample grid (Atlantic; Sahara).
+SEA, LAND = (-30.0, 0.0), (10.0, 20.0)
+DAY2 = "20260709"
+
+
+def day_file(archive: Path, date: str, step: str) -> Path:
+    return archive / names.day_folder(date) / names.compose_name("prog", step)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal float32 bit for bit, NaN where the other is NaN."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return a.shape == b.shape and bool(np.array_equal(a.view(np.uint32), b.view(np.uint32)))
+
+
+@pytest.fixture(scope="module")
+def full_cube(small_day, tmp_path_factory) -> Path:
+    """The small sample day (n024, f000-f003) with every kind of field, appended file by file."""
+    from rtofs_lib.cube import store
+
+    cube = tmp_path_factory.mktemp("cube-fields") / "cube"
+    for path in sorted((small_day / names.day_folder(SAMPLE_DATE)).glob("*.nc")):
+        assert store.append(path, cube, FIELDS)
+    return cube
+
+
+@pytest.fixture(scope="module")
+def two_cycles(tmp_path_factory) -> tuple[Path, Path]:
+    """Two cycles whose valid times overlap; each file's sst is one number, ``cycle.hours``.
+
+    20260708: n024, f000 (valid 07-08 00Z) and f024 (07-09 00Z); 20260709: n000 (07-08 00Z),
+    n024 and f000 (07-09 00Z). Returns ``(archive, cube)``.
+    """
+    from rtofs_lib.cube import store
+    from rtofs_lib.fields.netcdf import read_field
+    from rtofs_lib.testing import sample
+
+    root = tmp_path_factory.mktemp("cube-views")
+    archive, cube = root / "archive", root / "cube"
+    lat, _ = sample.make_grid(*sample.GRIDS["small"])
+    land = np.isnan(read_field(sample.write_file(root / "x.nc", "prog", SAMPLE_DATE, "f000"),
+                               "sst").values)  # fmt: skip
+    for date, day, steps in ((SAMPLE_DATE, 8, ("n024", "f000", "f024")),
+                             (DAY2, 9, ("n000", "n024", "f000"))):  # fmt: skip
+        for step in steps:
+            code = day + (names.valid_time(date, step).hour + 100 * (step[0] == "n")) / 1000
+            sst = np.full(lat.shape, code, np.float32)
+            sst[:-1][land] = np.nan
+            path = sample.write_file(day_file(archive, date, step), "prog", date, step,
+                                     fields={"sst": sst})  # fmt: skip
+            store.append(path, cube, ["sst"])
+    return archive, cube
 
 
 # --- spark -------------------------------------------------------------------------------------

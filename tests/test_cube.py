@@ -7,11 +7,20 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATE, land, run_cli
+from conftest import (
+    DAY2,
+    FIELDS,
+    LAND,
+    SAMPLE_DATE,
+    SEA,
+    day_file,
+    land,
+    run_cli,
+    same_bits,
+)
 
 from rtofs_lib import open_cube
 from rtofs_lib.cube import CubeError, box_series, point_series, store
@@ -20,56 +29,6 @@ from rtofs_lib.fields.netcdf import read_field
 from rtofs_lib.fields.regions import Region
 from rtofs_lib.jobs import cubebuild, pipeline
 from rtofs_lib.testing import sample
-
-#: Every kind of field the cube stores: file variables and a derived one.
-FIELDS = ("sst", "sss", "u_velocity", "v_velocity", "speed")
-#: An ocean point and a land point of the small sample grid (Atlantic; Sahara).
-SEA, LAND = (-30.0, 0.0), (10.0, 20.0)
-DAY2 = "20260709"
-
-
-def day_file(archive: Path, date: str, step: str) -> Path:
-    return archive / names.day_folder(date) / names.compose_name("prog", step)
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal float32 bit for bit, NaN where the other is NaN."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    return a.shape == b.shape and bool(np.array_equal(a.view(np.uint32), b.view(np.uint32)))
-
-
-@pytest.fixture(scope="module")
-def full_cube(small_day, tmp_path_factory) -> Path:
-    """The small sample day (n024, f000-f003) with every kind of field, appended file by file."""
-    cube = tmp_path_factory.mktemp("cube-fields") / "cube"
-    for path in sorted((small_day / names.day_folder(SAMPLE_DATE)).glob("*.nc")):
-        assert store.append(path, cube, FIELDS)
-    return cube
-
-
-@pytest.fixture(scope="module")
-def two_cycles(tmp_path_factory) -> tuple[Path, Path]:
-    """Two cycles whose valid times overlap; each file's sst is one number, ``cycle.hours``.
-
-    20260708: n024, f000 (valid 07-08 00Z) and f024 (07-09 00Z); 20260709: n000 (07-08 00Z),
-    n024 and f000 (07-09 00Z). Returns ``(archive, cube)``.
-    """
-    root = tmp_path_factory.mktemp("cube-views")
-    archive, cube = root / "archive", root / "cube"
-    lat, _ = sample.make_grid(*sample.GRIDS["small"])
-    land = np.isnan(read_field(sample.write_file(root / "x.nc", "prog", SAMPLE_DATE, "f000"),
-                               "sst").values)  # fmt: skip
-    for date, day, steps in ((SAMPLE_DATE, 8, ("n024", "f000", "f024")),
-                             (DAY2, 9, ("n000", "n024", "f000"))):  # fmt: skip
-        for step in steps:
-            code = day + (names.valid_time(date, step).hour + 100 * (step[0] == "n")) / 1000
-            sst = np.full(lat.shape, code, np.float32)
-            sst[:-1][land] = np.nan
-            path = sample.write_file(day_file(archive, date, step), "prog", date, step,
-                                     fields={"sst": sst})  # fmt: skip
-            store.append(path, cube, ["sst"])
-    return archive, cube
-
 
 # --- what goes in -------------------------------------------------------------------------------
 
@@ -201,6 +160,20 @@ def test_longitude_is_wrapped(full_cube):
 def test_latitude_outside_the_grid_is_refused(full_cube, lat):
     with pytest.raises(CubeError, match=rf"latitude {lat:g}° is outside the cube's grid"):
         point_series(0.0, lat, cube=full_cube)
+
+
+def test_a_grid_cell_given_reads_that_cell(full_cube):
+    a = point_series(*SEA, cube=full_cube)
+    b = point_series(0.0, 0.0, cube=full_cube, cell=(a.attrs["j"], a.attrs["i"]))
+    assert (b.attrs["j"], b.attrs["i"]) == (a.attrs["j"], a.attrs["i"])
+    assert same_bits(a.values, b.values)
+
+
+def test_a_land_grid_cell_given_is_refused(full_cube):
+    ocean = open_cube("sst", cube=full_cube)["sst"].isel(cycle=0, step=0).notnull().values
+    j, i = np.argwhere(~ocean)[0]
+    with pytest.raises(CubeError, match=rf"grid cell j={j}, i={i} is land or outside"):
+        point_series(0.0, 0.0, cube=full_cube, cell=(j, i))
 
 
 def test_point_value_is_the_files_value_at_the_nearest_cell(full_cube, small_day):

@@ -10,13 +10,14 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "example_notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_five_example_notebooks():
+def test_there_are_the_six_example_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_quick_start",
         "02_sst_viewer",
         "03_spark_render_experiment",
         "04_region_statistics",
         "05_temperature_at_depth",
+        "06_cube_on_spark",
     ]
 
 

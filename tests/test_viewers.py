@@ -13,6 +13,7 @@ from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
 from rtofs_lib.fields import netcdf
 from rtofs_lib.fields.grid import Grid
+from rtofs_lib.jobs import cubebuild
 from rtofs_lib.maps import render
 from rtofs_lib.maps.colors import LAND, quantise
 from rtofs_lib.maps.decorations import map_box
@@ -176,6 +177,69 @@ def test_click_shows_the_series_of_the_grid_point_under_the_pixel(viewer, viewer
     assert series.times[0] == names.valid_time(SAMPLE_DATE, "n024")
     assert png(viewer.series_image.value).size[0] > 300
     assert f"j={j}, i={i}" in viewer.status.value
+
+
+@pytest.fixture(scope="module")
+def viewer_cube(viewer_archive, tmp_path_factory):
+    """The viewer archive's prog days (VIEWER_DATE_B, SAMPLE_DATE) in a cube holding sst."""
+    cube = tmp_path_factory.mktemp("viewer-cube") / "cube"
+    report = cubebuild.build(VIEWER_DATE_B, SAMPLE_DATE, archive=viewer_archive, cube=cube,
+                             fields="sst", master="serial")  # fmt: skip
+    assert not report.failed
+    return cube
+
+
+@pytest.fixture
+def cube_viewer(viewer_archive, viewer_cache, viewer_cube, tmp_path):
+    v = viewers.SSTViewer(viewer_archive, maps=tmp_path / "maps", date=SAMPLE_DATE,
+                          cache_dir=viewer_cache, cube=viewer_cube)  # fmt: skip
+    yield v
+    v.close()
+
+
+def test_click_shows_the_points_whole_series_from_the_cube(cube_viewer, viewer_archive):
+    series = cube_viewer.click_lonlat(-70.0, 38.0)
+    assert series.origin == "cube"
+    files = {(d, s): viewer_archive / names.day_folder(d) / names.compose_name("prog", s)
+             for d in (VIEWER_DATE_B, SAMPLE_DATE)
+             for s in ("n024", "f001", "f002", "f003", "f024", "f025", "f026", "f027")}  # fmt: skip
+    files = {k: p for k, p in files.items() if p.exists()}
+    lat, lon = netcdf.read_grid(files[(SAMPLE_DATE, "n024")])
+    j, i = nearest_grid_point(lat, lon, series.lat, series.lon)
+    assert (series.j, series.i) == (j, i)
+    # every valid time of both days once, from the latest cycle (day B's f024-f027 give way)
+    valid = sorted({names.valid_time(d, s) for d, s in files})
+    assert list(series.times) == valid
+    assert series.cycles == (VIEWER_DATE_B,) * 4 + (SAMPLE_DATE,) * 4
+    expected = [netcdf.read_field(files[(c, s)], "sst", grid=False).values[j, i]
+                for c, s in zip(series.cycles, series.steps, strict=True)]  # fmt: skip
+    np.testing.assert_array_equal(series.values, np.array(expected, np.float32))
+    assert "8 valid times from the cube" in cube_viewer.status.value
+    assert png(cube_viewer.series_image.value).size[0] > 300
+
+
+def test_click_on_a_field_the_cube_lacks_reads_the_days_files(cube_viewer):
+    cube_viewer.field.value = "sss"
+    series = cube_viewer.click_lonlat(-70.0, 38.0)
+    assert series.origin == "files"
+    assert series.steps == ("n024", "f001", "f002", "f003")
+
+
+def test_click_on_land_with_a_cube_shows_land_from_the_days_files(cube_viewer):
+    series = cube_viewer.click_lonlat(10.0, 20.0)  # Sahara
+    assert series.origin == "files"
+    assert cube_viewer.status.value.endswith("land")
+
+
+def test_compare_with_a_cube_series_draws_one_series_spanning_both_days(cube_viewer):
+    cube_viewer.mode.value = "side"
+    series = cube_viewer.click_lonlat(-70.0, 38.0)
+    assert series.origin == "cube" and cube_viewer.series_b is None
+    assert set(series.cycles) == {VIEWER_DATE_B, SAMPLE_DATE}
+
+
+def test_click_without_a_cube_reads_the_days_files(viewer):
+    assert viewer.click_lonlat(-70.0, 38.0).origin == "files"
 
 
 def test_click_series_at_depth_reads_that_level(viewer):

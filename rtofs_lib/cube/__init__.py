@@ -8,7 +8,8 @@
 
 The backfill over archive days on Spark (``rtofs cube build``) is a job:
 :mod:`rtofs_lib.jobs.cubebuild`; the pipeline appends each file it publishes
-(:class:`rtofs_lib.jobs.pipeline.Job`).
+(:class:`rtofs_lib.jobs.pipeline.Job`); the cube as a Spark input (cells, mean maps, box means
+read on the executors) is :mod:`rtofs_lib.jobs.cubespark`.
 """
 
 from __future__ import annotations

@@ -107,11 +107,17 @@ class _Picks:
 class Cube:
     """A read-only snapshot of the cube: its arrays, grid and the cells it holds."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, snapshot: str | None = None) -> None:
         import zarr
 
         self.path = path
-        self.session = store.repository(path).readonly_session("main")
+        repo = store.repository(path)
+        if snapshot is None:
+            self.session = repo.readonly_session("main")
+        else:  # a snapshot seen earlier (Spark tasks read the driver's)
+            self.session = repo.readonly_session(snapshot_id=snapshot)
+        #: The snapshot read: pass it to another ``Cube`` to see exactly the same data.
+        self.snapshot: str = self.session.snapshot_id
         try:
             self.root = zarr.open_group(self.session.store, mode="r")
         except FileNotFoundError:
@@ -240,7 +246,7 @@ def ocean_cell(cube: Cube, lon: float, lat: float, cache_dir: Any) -> tuple[int,
     raise CubeError(f"{cube.path}: the grid has no ocean cell")
 
 
-def point_series(
+def point_series(  # noqa: PLR0913 - where, when, which view, and the stores
     lon: float,
     lat: float,
     *,
@@ -250,6 +256,7 @@ def point_series(
     view: str = "best",
     cube: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    cell: tuple[int, int] | None = None,
 ) -> xr.DataArray:
     """The series of ``field`` at the ocean cell nearest ``lon``/``lat``.
 
@@ -265,16 +272,28 @@ def point_series(
         ``"best"`` (dimension ``valid_time``) or ``"cycles"`` (dimensions ``cycle``, ``step``).
     cache_dir
         Grid-index cache (default: the ``cache`` setting).
+    cell
+        Grid ``(row, col)`` to read instead of the cell nearest ``lon``/``lat``, for a caller
+        that knows it (the viewer's click): no k-d tree is loaded.
 
     Raises
     ------
     CubeError
-        No cube or field, a latitude outside the grid, a point on land.
+        No cube or field, a latitude outside the grid, a point or ``cell`` on land.
     """
     c = Cube(_cube_dir(cube))
     c.check_field(field)
-    cache = cache_dir if cache_dir is not None else config.load().cache
-    j, i = ocean_cell(c, lon, lat, cache)
+    if cell is None:
+        cache = cache_dir if cache_dir is not None else config.load().cache
+        j, i = ocean_cell(c, lon, lat, cache)
+    else:
+        j, i = (int(v) for v in cell)
+        ny, nx = c.root["ocean"].shape
+        if not (0 <= j < ny and 0 <= i < nx) or not c.root["ocean"][j, i]:
+            raise CubeError(
+                f"{c.path}: grid cell j={j}, i={i} is land or outside the {ny} x {nx} grid; "
+                "give an ocean cell (or a lon/lat without cell)"
+            )
     picks = c.picks(view, start, end)
     values = c.read(field, picks, slice(j, j + 1), slice(i, i + 1))[:, 0, 0]
     attrs = {**c.root[field].attrs, "lon": float(c.root["lon"][j, i]),
@@ -297,11 +316,31 @@ def box_series(
     ``box`` is ``(west, east, south, north)``; west > east crosses the dateline. Other
     parameters as :func:`point_series`.
     """
-    from rtofs_lib.fields.regions import Region
-
     c = Cube(_cube_dir(cube))
     c.check_field(field)
-    grid = c.grid(cache_dir if cache_dir is not None else config.load().cache)
+    rs, cs, weights = box_block(c, box, cache_dir)
+    picks = c.picks(view, start, end)
+    mean = weighted_mean(c.read(field, picks, rs, cs), weights)
+    attrs = {**c.root[field].attrs, "box": list(box)}
+    return _series(mean, picks, c, view, attrs).rename(field)
+
+
+def box_block(
+    cube: Cube, box: tuple[float, float, float, float], cache_dir: Any = None
+) -> tuple[slice, slice, np.ndarray]:
+    """The block of grid rows and columns around a lon/lat box, and each cell's weight in it.
+
+    Returns ``(rows, cols, weights)``: ``weights`` has the block's shape, cos latitude inside
+    the box and 0 outside (land is left out by the values' NaN).
+
+    Raises
+    ------
+    CubeError
+        A box that holds no grid cell.
+    """
+    from rtofs_lib.fields.regions import Region
+
+    grid = cube.grid(cache_dir if cache_dir is not None else config.load().cache)
     flat, cell_weights = grid.selection(Region("box", "box", *box))  # memoised per grid
     if not flat.size:
         raise CubeError(
@@ -312,12 +351,17 @@ def box_series(
     cs = slice(int(cols.min()), int(cols.max()) + 1)
     weights = np.zeros((rs.stop - rs.start, cs.stop - cs.start))
     weights[rows - rs.start, cols - cs.start] = cell_weights
-    picks = c.picks(view, start, end)
-    values = c.read(field, picks, rs, cs)
+    return rs, cs, weights
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per leading index, the ``weights``-weighted mean of ``values`` over finite cells.
+
+    >>> weighted_mean(np.array([[[1.0, np.nan], [3.0, 5.0]]]), np.array([[1.0, 1.0], [1.0, 0.0]]))
+    array([2.])
+    """
     wet = np.isfinite(values)
     total = np.where(wet, weights, 0.0).sum(axis=(1, 2))
     sums = np.where(wet, values * weights, 0.0).sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(total > 0, sums / total, np.nan)
-    attrs = {**c.root[field].attrs, "box": list(box)}
-    return _series(mean, picks, c, view, attrs).rename(field)
+        return np.where(total > 0, sums / total, np.nan)

@@ -1,9 +1,12 @@
-"""A click on the map → the grid point under it → its values across the day's steps.
+"""A click on the map → the grid point under it → its values: the cube's whole series, or
+the day's steps.
 
 :func:`cell_at` and :func:`pixel_of` map between image pixels and longitude/latitude of the
-map shown, :func:`grid_point` finds the grid point drawn at a pixel, :func:`point_series`
-reads its values step by step into a :class:`PointSeries`, and :func:`series_text` and
-:func:`plot_series` show it.
+map shown, :func:`grid_point` finds the grid point drawn at a pixel, :func:`cube_series`
+reads everything the cube holds for it (best view: one value per valid time) when the cube
+has the field, :func:`point_series` reads it step by step from the day's files otherwise
+(3-D fields, a field or point the cube lacks), both into a :class:`PointSeries`, and
+:func:`series_text` and :func:`plot_series` show it.
 
 Examples
 --------
@@ -33,8 +36,8 @@ from rtofs_lib.maps.styles import FIELDS, FieldStyle
 
 from .source import FieldSource
 
-__all__ = ["PointSeries", "cell_at", "grid_point", "pixel_of", "plot_series", "point_series",
-           "series_text"]  # fmt: skip
+__all__ = ["PointSeries", "cell_at", "cube_series", "grid_point", "pixel_of", "plot_series",
+           "point_series", "series_text"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class PointSeries:
         float32, NaN on land.
     field, units, depth
         What was read.
+    origin
+        ``"files"`` (the day's files) or ``"cube"`` (the cube's best series; ``date`` is then
+        the first valid day and ``cycles`` each value's cycle day).
+    cycles
+        Cycle day ``YYYYMMDD`` of each value (a cube series spans many cycles).
     """
 
     lon: float
@@ -72,6 +80,8 @@ class PointSeries:
     field: str
     units: str
     depth: float | None = None
+    origin: str = "files"
+    cycles: tuple[str, ...] = ()
 
 
 def pixel_of(
@@ -160,16 +170,67 @@ def point_series(
     )
 
 
+def cube_series(
+    cube: str | Path,
+    field: tuple[str, float | None],
+    point: tuple[int, int, np.ndarray, np.ndarray],
+    where: tuple[float, float],
+    cache_dir: str | Path | None = None,
+) -> PointSeries | None:
+    """The cube's whole best series at grid point ``point`` (as from :func:`grid_point`).
+
+    Read with :func:`rtofs_lib.cube.point_series` at that grid cell when the cube's grid has
+    the file's shape (no k-d tree to load), else at its longitude and latitude. None when it
+    cannot answer: a 3-D field (``depth`` given), no cube at ``cube``, a field it does not
+    store, a point it holds as land or holds no value of.
+    """
+    from rtofs_lib.cube import CubeError
+    from rtofs_lib.cube import point_series as cube_point
+    from rtofs_lib.cube.query import Cube
+
+    name, depth = field
+    j, i, glat, glon = point
+    if depth is not None:
+        return None
+    try:
+        same = Cube(Path(cube)).root["lat"].shape == glat.shape
+        s = cube_point(float(glon[j, i]), float(glat[j, i]), field=name, cube=cube,
+                       cache_dir=cache_dir, cell=(j, i) if same else None)  # fmt: skip
+    except CubeError:  # no cube, field or ocean cell there: the day's files answer
+        return None
+    if s.sizes["valid_time"] == 0:
+        return None
+    times = tuple(t.astype("datetime64[s]").item() for t in s["valid_time"].values)
+    cycles = tuple(str(c)[:10].replace("-", "") for c in s["cycle"].values)
+    return PointSeries(
+        lon=where[0],
+        lat=where[1],
+        grid_lon=float((float(glon[j, i]) + 180.0) % 360.0 - 180.0),
+        grid_lat=float(glat[j, i]),
+        j=int(s.attrs["j"]),
+        i=int(s.attrs["i"]),
+        date=f"{times[0]:%Y%m%d}",
+        steps=tuple(str(st) for st in s["step"].values),
+        times=times,
+        values=s.values.astype(np.float32),
+        field=name,
+        units=FIELDS[name].units,
+        origin="cube",
+        cycles=cycles,
+    )
+
+
 def series_text(s: PointSeries | None) -> str:
     """One line about a series: the grid point, the number of steps, the value range."""
     if s is None:
         return ""
     finite = s.values[np.isfinite(s.values)]
     what = "land" if finite.size == 0 else f"{finite.min():.2f} … {finite.max():.2f} {s.units}"
-    return (
-        f"point {s.grid_lat:.2f}°, {s.grid_lon:.2f}° (grid j={s.j}, i={s.i}): "
-        f"{len(s.values)} steps, {what}"
-    )
+    count = f"{len(s.values)} steps"
+    if s.origin == "cube":
+        count = (f"{len(s.values)} valid times from the cube, {s.times[0]:%Y-%m-%d %HZ} … "
+                 f"{s.times[-1]:%Y-%m-%d %HZ}")  # fmt: skip
+    return f"point {s.grid_lat:.2f}°, {s.grid_lon:.2f}° (grid j={s.j}, i={s.i}): {count}, {what}"
 
 
 def plot_series(s: PointSeries, s_b: PointSeries | None, current: dt.datetime | None) -> bytes:
@@ -178,7 +239,7 @@ def plot_series(s: PointSeries, s_b: PointSeries | None, current: dt.datetime | 
 
     fig = Figure(figsize=(8, 2.6), dpi=96, layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(s.times, s.values, marker=".", label=s.date)
+    ax.plot(s.times, s.values, marker=".", label="cube (best)" if s.origin == "cube" else s.date)
     if s_b is not None:
         ax.plot(s_b.times, s_b.values, marker=".", label=s_b.date)
         ax.legend(loc="best", fontsize="small")

@@ -52,6 +52,9 @@ class SSTViewer(w.VBox):
         ``"low"`` (about 1500 px wide) or ``"high"`` (0.08° per pixel).
     cache_dir
         Grid-index cache (default: the configured cache).
+    cube
+        The analysis-ready cube (default: the ``cube`` setting): a click on a surface field
+        it stores shows the point's whole series from it; otherwise the day's steps.
     prefetch
         How many following steps to read ahead in the background (0: none).
     cache_mb
@@ -64,7 +67,10 @@ class SSTViewer(w.VBox):
     image, image_b
         The map widgets (``image_b`` shows day B in compare mode).
     series
-        The :class:`PointSeries` of the last click (None before one); ``series_b`` for day B.
+        The :class:`PointSeries` of the last click (None before one): from the cube when it
+        holds the field (``series.origin == "cube"``), else the day's files; ``series_b``
+        for day B in compare mode (the day's files; None with a cube series, which spans
+        both days).
     last
         What the last update did: ``source`` (``"pre-rendered"`` or ``"rendered"``),
         ``seconds``, ``raster``, ``path``.
@@ -84,11 +90,12 @@ class SSTViewer(w.VBox):
         region: str | Sequence[float] = "Global",
         size: str = "low",
         cache_dir: str | Path | None = None,
+        cube: str | Path | None = None,
         prefetch: int = 2,
         cache_mb: int = 1024,
         play_interval: int = 700,
     ) -> None:
-        self._open_source(archive, maps, cache_dir, cache_mb)
+        self._open_source(archive, maps, cache_dir, cache_mb, cube)
         self.prefetch_steps = max(0, int(prefetch))
         self.series: PointSeries | None = None
         self.series_b: PointSeries | None = None
@@ -113,12 +120,13 @@ class SSTViewer(w.VBox):
 
     # --- building ------------------------------------------------------------------------
 
-    def _open_source(self, archive, maps, cache_dir, cache_mb: int) -> None:
+    def _open_source(self, archive, maps, cache_dir, cache_mb: int, cube) -> None:
         from rtofs_lib import config
 
         settings = None
-        if archive is None or maps is None or cache_dir is None:
+        if archive is None or maps is None or cache_dir is None or cube is None:
             settings = config.load()
+        self.cube = Path(cube if cube is not None else settings.cube).expanduser()
         self.archive = Path(archive if archive is not None else settings.archive).expanduser()
         self.maps = Path(maps if maps is not None else settings.maps).expanduser()
         self.cache_dir = Path(cache_dir if cache_dir is not None else settings.cache).expanduser()
@@ -465,10 +473,12 @@ class SSTViewer(w.VBox):
         if found is None:
             self.status.value = f"no grid point at {lon:.2f}°, {lat:.2f}°"
             return None
-        self.series = self._read_series(sel.day, what, found, (lon, lat))
-        self.series_b = (
-            self._read_series(sel.day_b, what, found, (lon, lat)) if sel.compare else None
-        )
+        self.series = point.cube_series(self.cube, what, found, (lon, lat), self.cache_dir)
+        self.series_b = None
+        if self.series is None:  # not in the cube: the day's files
+            self.series = self._read_series(sel.day, what, found, (lon, lat))
+            if sel.compare:
+                self.series_b = self._read_series(sel.day_b, what, found, (lon, lat))
         current = names.valid_time(sel.day, self.step) if self.step else None
         self.series_image.value = point.plot_series(self.series, self.series_b, current)
         self.status.value = point.series_text(self.series)
