@@ -812,6 +812,8 @@ class StreamProcess:
         log = self.root / f"stream-{len(self.logs)}.log"
         self.logs.append(log)
         env = {**os.environ, "RTOFS_SPARK_LOCAL_DIR": str(self.root / "scratch")}
+        # a module fixture's stream runs outside the per-test RTOFS_HOME: never the real ~/rtofs
+        env.setdefault("RTOFS_HOME", str(self.root / "home"))
         with open(log, "w") as out:
             self.proc = subprocess.Popen(
                 self.command(*extra), stdout=out, stderr=subprocess.STDOUT, env=env

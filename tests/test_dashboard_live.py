@@ -110,6 +110,7 @@ def rendered(tmp_path_factory, spark_cache) -> tuple[Path, list[dict]]:
         maps=root / "maps",
         cache_dir=spark_cache,
         master="serial",
+        cube=root / "cube",  # (module fixtures run outside the per-test RTOFS_HOME)
     )
     assert report.exit_status == 0
     doc = json.loads((root / "maps" / names.day_folder(SAMPLE_DATE) / "index.json").read_text())

@@ -55,7 +55,8 @@ def truncate(path: Path) -> None:
 def serial_maps(spark_day, spark_cache, tmp_path_factory) -> Path:
     """The sample day rendered serially: the reference the Spark runs must match."""
     maps = tmp_path_factory.mktemp("maps-serial")
-    report = run_job(spark_day, maps, spark_cache, master="serial")
+    cube = tmp_path_factory.mktemp("cube-serial")
+    report = run_job(spark_day, maps, spark_cache, master="serial", cube=cube)
     assert report.exit_status == 0
     return maps
 
