@@ -71,10 +71,14 @@ def percentiles(ms: list[float]) -> str:
             f"max {a.max():.1f} ms over {len(a)}")  # fmt: skip
 
 
+#: One connection kept alive, as a browser keeps it.
+SESSION = requests.Session()
+
+
 def get(url: str) -> float:
     """Milliseconds of one GET (checked: 200 and a PNG)."""
     t0 = time.perf_counter()
-    r = requests.get(url, timeout=600)
+    r = SESSION.get(url, timeout=600)
     ms = (time.perf_counter() - t0) * 1e3
     if r.status_code != 200 or not r.content.startswith(b"\x89PNG"):
         raise SystemExit(f"{url}: {r.status_code} {r.text[:200]}")
@@ -145,6 +149,7 @@ def main() -> None:
         server.stop()
 
         server = Server(args.archive, work, free_port())  # memory gone, disk cache stays
+        base = server.url + f"tiles/{DATE}/{{step}}/sst/{{z}}/{{x}}/{{y}}.png"
         disk = [get(base.format(step=step, z=z, x=x, y=y)) for z, x, y in wanted]
         print(f"restarted service, tiles from its disk cache: {percentiles(disk)}")
         if not args.no_browser:
@@ -159,8 +164,10 @@ def main() -> None:
                   f"median {f['series_ms_median']} ms, max {f['series_ms_max']} ms  "
                   "[target <= 1000 ms]")  # fmt: skip
         server.stop()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        print(f"the service's log: {work / 'serve.log'}", file=sys.stderr)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """What the dashboard's map asks for: tiles, the days and steps, palettes, a point's series.
 
 :class:`TileService` answers the dashboard service's ``tiles/`` and ``api/`` requests
-(:mod:`rtofs_lib.hub.dashboard_service` does the HTTP): it reads fields from the archive
-through the viewers' :class:`~rtofs_lib.notebook.viewer.source.FieldSource` (decoded fields
-kept in memory, bounded in bytes; the next step read ahead in a worker process), draws tiles
+(:mod:`rtofs_lib.hub.dashboard_service` does the HTTP): it reads fields through the
+viewers' :class:`~rtofs_lib.notebook.viewer.source.FieldSource` (from the cube when it holds
+the file, else the archive's netCDF; decoded fields kept in memory, bounded in bytes; the next
+step read ahead in a worker process), draws tiles
 with :mod:`rtofs_lib.maps.tiles` and keeps them in memory and, when ``tile_cache`` is given,
 on disk. A tile's key holds its file's **version** (inode, size and modification time): the
 archive's files are complete and never change in place, so a tile drawn once stays right
@@ -109,7 +110,7 @@ class TileService:
         self.cache_dir = Path(cache_dir)
         self.tile_cache = Path(tile_cache) if tile_cache is not None else None
         self.source = FieldSource(self.archive, self.archive, self.cache_dir,
-                                  cache_mb=field_cache_mb)  # fmt: skip
+                                  cache_mb=field_cache_mb, cube=self.cube)  # fmt: skip
         self.memory = LRU(tile_memory_mb << 20, max_entries=1 << 20)
         self._grids: dict[tuple[int, int], Grid] = {}
         self._lock = threading.Lock()
@@ -235,6 +236,26 @@ class TileService:
                     continue
                 return
 
+    def _key(self, date: str, step: str, field: str, z: int, x: int, y: int, cmap: str | None):
+        path = self._file(date, step, field)
+        cmap = self._cmap(field, cmap)
+        try:
+            version = _version(path)
+        except OSError:
+            raise NotFound(f"{path.name} of {date} was just removed from the archive") from None
+        return path, (date, step, field, cmap, version, z, x, y)
+
+    def cached(
+        self, date: str, step: str, field: str, z: int, x: int, y: int, cmap: str | None = None
+    ) -> tuple[bytes, str] | None:
+        """The tile and its version when it is in memory (a stat and a lookup), else None."""
+        _, key = self._key(date, step, field, z, x, y, cmap)
+        png = self.memory.get(key)
+        if png is None:
+            return None
+        self.stats["memory"] += 1
+        return png, key[4]
+
     def tile(
         self, date: str, step: str, field: str, z: int, x: int, y: int, cmap: str | None = None
     ) -> tuple[bytes, str]:
@@ -245,13 +266,8 @@ class TileService:
         NotFound
             For anything that does not exist (the message says what and what does).
         """
-        path = self._file(date, step, field)
-        cmap = self._cmap(field, cmap)
-        try:
-            version = _version(path)
-        except OSError:
-            raise NotFound(f"{path.name} of {date} was just removed from the archive") from None
-        key = (date, step, field, cmap, version, z, x, y)
+        path, key = self._key(date, step, field, z, x, y, cmap)
+        version, cmap = key[4], key[3]
         png = self.memory.get(key)
         if png is not None:
             self.stats["memory"] += 1
