@@ -4,7 +4,7 @@
 (:mod:`rtofs_lib.hub.dashboard_service` does the HTTP): it reads fields through the
 viewers' :class:`~rtofs_lib.notebook.viewer.source.FieldSource` (from the cube when it holds
 the file, else the archive's netCDF; decoded fields kept in memory, bounded in bytes; the next
-step read ahead in a worker process), draws tiles
+step read ahead in a thread), draws tiles
 with :mod:`rtofs_lib.maps.tiles` and keeps them in memory and, when ``tile_cache`` is given,
 on disk. A tile's key holds its file's **version** (inode, size and modification time): the
 archive's files are complete and never change in place, so a tile drawn once stays right
@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,8 @@ class TileService:
         self.memory = LRU(tile_memory_mb << 20, max_entries=1 << 20)
         self._grids: dict[tuple[int, int], Grid] = {}
         self._lock = threading.Lock()
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="rtofs-tiles-ahead")
+        self._loading: dict[tuple, Future] = {}
         self._disk_ok = True
         self.stats = {"drawn": 0, "memory": 0, "disk": 0}
 
@@ -287,7 +290,7 @@ class TileService:
             cells = tiles.tile_cells(tiles.tile_index(grid), z, x, y)
         except tiles.TileError as e:
             raise NotFound(str(e)) from None
-        values = self.source.field(path, field, None).values
+        values = self._values(path, field)
         self._read_ahead(date, step, field)
         png = tiles.render_tile(values, cells, field, cmap)
         self.stats["drawn"] += 1
@@ -296,17 +299,44 @@ class TileService:
             self._write_disk(disk, png)
         return png, version
 
+    def _values(self, path: Path, field: str) -> np.ndarray:
+        """The field of ``path``: from memory, a read ahead under way, or read now."""
+        with self._lock:
+            ahead = self._loading.get(self.source.key(path, field, None))
+        if ahead is not None:
+            return ahead.result().values
+        return self.source.field(path, field, None).values
+
     def _read_ahead(self, date: str, step: str, field: str) -> None:
-        """Read the next step's field in the background (the slider and play go forward)."""
+        """Read the next step's field in a background thread (the slider and play go forward).
+
+        A thread, not the viewers' reader process: the cube's reads release the GIL, and a
+        netCDF read waits for the one HDF5 lock as any other.
+        """
         style = FIELDS[field]
-        steps = [s for s in names.steps_for(style.products)]
+        steps = list(names.steps_for(style.products))
         if step not in steps or steps.index(step) + 1 >= len(steps):
             return
         nxt = steps[steps.index(step) + 1]
-        day = catalog.day_dir(self.archive, names.parse_date(date))
-        path = day / names.compose_name(style.products, nxt)
-        if path.is_file():
-            self.source.prefetch([path], field, None)
+        path = catalog.day_dir(self.archive, names.parse_date(date)) / names.compose_name(
+            style.products, nxt
+        )
+        if not path.is_file():
+            return
+        key = self.source.key(path, field, None)
+        with self._lock:
+            if key in self._loading or self.source.cache.peek(key) is not None:
+                return
+            future = self._ahead.submit(self.source.field, path, field, None)
+            self._loading[key] = future
+
+        def done(f: Future) -> None:
+            with self._lock:
+                self._loading.pop(key, None)
+            if f.exception() is not None:  # the request for that step will say it
+                log.info("reading %s ahead: %s", path.name, f.exception())
+
+        future.add_done_callback(done)
 
     def _disk_path(self, key: tuple) -> Path | None:
         if self.tile_cache is None or not self._disk_ok:
@@ -401,4 +431,5 @@ class TileService:
 
     def close(self) -> None:
         """Stop the read-ahead."""
+        self._ahead.shutdown(wait=True, cancel_futures=True)
         self.source.close()
