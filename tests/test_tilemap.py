@@ -41,6 +41,7 @@ def test_the_layer_points_at_the_service_and_names_the_latest_step(widget):
     assert widget.slider.value == "f003"
     assert list(widget.slider.options) == [("n024", "n024"), ("f001", "f001"),
                                            ("f002", "f002"), ("f003", "f003")]  # fmt: skip
+    assert (widget.play.min, widget.play.max, widget.play.value) == (0, 3, 3)
 
 
 def test_it_zooms_as_deep_as_the_service_draws(widget):

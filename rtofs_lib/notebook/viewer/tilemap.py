@@ -121,8 +121,9 @@ class TileMap(ipyleaflet.Map):
     ----------
     layer
         The ``TileLayer`` (its ``url`` names the day, step, field, colormap and file version).
-    slider
-        ``SelectionSlider`` of the day's steps; moving it swaps ``layer.url``.
+    slider, play
+        ``SelectionSlider`` of the day's steps (moving it swaps ``layer.url``) and its play
+        button (``play_interval`` ms a step).
     series_text, series_image
         What the last click showed: one line (or why there is no series), and its plot.
     series
@@ -143,6 +144,7 @@ class TileMap(ipyleaflet.Map):
         step: str | None = None,
         field: str = "sst",
         cmap: str | None = None,
+        play_interval: int = 1500,
         **map_options: Any,
     ) -> None:
         from rtofs_lib.hub.tileserver import TileService
@@ -178,10 +180,15 @@ class TileMap(ipyleaflet.Map):
             options=[(s, s) for s in self.steps], value=step, description="step",
             continuous_update=False, layout=w.Layout(width="360px"),
         )  # fmt: skip
+        # play steps the slider in the browser (jslink); each step reaches the kernel as a
+        # slider change, which swaps the layer's URL
+        self.play = w.Play(min=0, max=len(self.steps) - 1, value=self.slider.index,
+                           interval=play_interval, repeat=True)  # fmt: skip
+        w.jslink((self.play, "value"), (self.slider, "index"))
         self.valid = w.Label(self._valid_text(step))
         self.series_text = w.HTML("click the ocean for the point's series")
         self.series_image = w.Image(format="png", layout=w.Layout(max_width="480px"))
-        self.add(ipyleaflet.WidgetControl(widget=w.HBox([self.slider, self.valid]),
+        self.add(ipyleaflet.WidgetControl(widget=w.HBox([self.play, self.slider, self.valid]),
                                           position="topright"))  # fmt: skip
         self.add(ipyleaflet.WidgetControl(widget=w.VBox([self.series_text, self.series_image]),
                                           position="bottomleft"))  # fmt: skip
@@ -244,7 +251,7 @@ class TileMap(ipyleaflet.Map):
         service = self.__dict__.pop("service", None)
         if service is not None:
             service.close()
-        for name in ("slider", "valid", "series_text", "series_image"):
+        for name in ("play", "slider", "valid", "series_text", "series_image"):
             widget = self.__dict__.get(name)
             if widget is not None:
                 widget.close()
@@ -285,7 +292,8 @@ def tile_map(
         What the kernel reads the days, steps and point series from (default: the settings).
         The kernel never calls the service: see the module's notes.
     map_options
-        Passed to ``ipyleaflet.Map`` (``center=(lat, lon)``, ``zoom``, ``layout``, ...).
+        ``play_interval`` (ms a step, default 1500), or passed to ``ipyleaflet.Map``
+        (``center=(lat, lon)``, ``zoom``, ``layout``, ...).
 
     Raises
     ------
