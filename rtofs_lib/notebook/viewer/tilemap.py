@@ -173,7 +173,8 @@ class TileMap(ipyleaflet.Map):
             attribution="RTOFS (NOAA/NCEP)",
         )  # fmt: skip
         options = {"center": (20.0, -40.0), "zoom": 2, "max_zoom": self.native_zoom + OVERZOOM,
-                   "scroll_wheel_zoom": True, "world_copy_jump": True} | map_options  # fmt: skip
+                   "scroll_wheel_zoom": True, "world_copy_jump": True,
+                   "layout": w.Layout(height="600px")} | map_options  # fmt: skip
         # layers=(...) replaces ipyleaflet's default basemap layer: it is never created
         super().__init__(layers=(self.layer,), **options)
         self.slider = w.SelectionSlider(
@@ -187,7 +188,10 @@ class TileMap(ipyleaflet.Map):
         w.jslink((self.play, "value"), (self.slider, "index"))
         self.valid = w.Label(self._valid_text(step))
         self.series_text = w.HTML("click the ocean for the point's series")
-        self.series_image = w.Image(format="png", layout=w.Layout(max_width="480px"))
+        self.series_image = w.Image(format="png",
+                                    layout=w.Layout(max_width="480px", display="none"))  # fmt: skip
+        self.series_image.add_class("rtofs-tilemap-series")
+        self.add_class("rtofs-tilemap")
         self.add(ipyleaflet.WidgetControl(widget=w.HBox([self.play, self.slider, self.valid]),
                                           position="topright"))  # fmt: skip
         self.add(ipyleaflet.WidgetControl(widget=w.VBox([self.series_text, self.series_image]),
@@ -233,6 +237,7 @@ class TileMap(ipyleaflet.Map):
             self.series = None
             self.series_text.value = f"<i>{_html(str(e))}</i>"
             self.series_image.value = b""
+            self.series_image.layout.display = "none"  # no broken-image icon
             return None
         self.series = doc
         s = _series_of(doc)
@@ -241,6 +246,7 @@ class TileMap(ipyleaflet.Map):
             step = self.slider.value
             current = dt.datetime.strptime(self.steps[step]["valid_time"], TIME)
             self.series_image.value = plot_series(s, None, current)
+            self.series_image.layout.display = None
         return doc
 
     def close(self) -> None:
