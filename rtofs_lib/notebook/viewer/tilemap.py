@@ -52,6 +52,7 @@ import ipywidgets as w
 import numpy as np
 
 from rtofs_lib.errors import RtofsError
+from rtofs_lib.hub.tileserver import NotFound, TileService
 from rtofs_lib.maps.styles import FIELDS
 
 from .series import PointSeries, plot_series, series_text
@@ -137,7 +138,7 @@ class TileMap(ipyleaflet.Map):
 
     def __init__(
         self,
-        service: Any,
+        service: TileService,
         base_url: str,
         *,
         date: str | None = None,
@@ -147,8 +148,6 @@ class TileMap(ipyleaflet.Map):
         play_interval: int = 1500,
         **map_options: Any,
     ) -> None:
-        from rtofs_lib.hub.tileserver import TileService
-
         self.service = service
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         TileService._style(field)  # NotFound (an RtofsError) for a field without tiles
@@ -228,8 +227,6 @@ class TileMap(ipyleaflet.Map):
         Returns the series as ``api/series.json`` would (None, with the reason shown, on land
         or off the grid). Longitudes of the map's world copies are wrapped to [-180, 180).
         """
-        from rtofs_lib.hub.tileserver import NotFound
-
         lon = (float(lon) + 180.0) % 360.0 - 180.0
         try:
             doc = self.service.series(lon, float(lat), self.field, self.date)
@@ -271,7 +268,7 @@ def _html(text: str) -> str:
 
 
 def tile_map(
-    date: str | None = None,
+    date: str | dt.date | None = None,
     step: str | None = None,
     field: str = "sst",
     cmap: str | None = None,
@@ -313,8 +310,9 @@ def tile_map(
     >>> m.slider.value = "f012"; m.click_lonlat(-75.0, -33.0)  # doctest: +SKIP
     """
     from rtofs_lib import config
-    from rtofs_lib.hub.tileserver import TileService
 
+    if isinstance(date, dt.date):
+        date = f"{date:%Y%m%d}"
     settings = config.load()
     archive = Path(archive if archive is not None else settings.archive).expanduser()
     cube = Path(cube if cube is not None else settings.cube).expanduser()
