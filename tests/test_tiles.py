@@ -20,7 +20,7 @@ from conftest import SAMPLE_DATE, DashboardServer, day_file, land
 from PIL import Image
 
 from rtofs_lib.fields.grid import Grid
-from rtofs_lib.fields.netcdf import read_field
+from rtofs_lib.fields.netcdf import HDF5_LOCK, read_field
 from rtofs_lib.hub.tileserver import TileService
 from rtofs_lib.maps import tiles
 from rtofs_lib.maps.colors import LAND_RGB, palette, quantise
@@ -167,7 +167,7 @@ def test_a_file_noaa_replaced_gets_new_tiles(tile_archive, tmp_path):
         old, v1 = s.tile(SAMPLE_DATE, "f001", "sst", 0, 0, 0)
         warmer = tmp_path / "rtofs_glo_2ds_f001_prog.nc"
         shutil.copyfile(day_file(tile_archive, SAMPLE_DATE, "f001"), warmer)
-        with netCDF4.Dataset(warmer, "a") as nc:
+        with HDF5_LOCK, netCDF4.Dataset(warmer, "a") as nc:  # the read-ahead thread reads too
             nc["sst"][:] = nc["sst"][:] + 3.0
         land(archive, warmer)
         new, v2 = s.tile(SAMPLE_DATE, "f001", "sst", 0, 0, 0)

@@ -311,7 +311,10 @@ class TileService:
         """Read the next step's field in a background thread (the slider and play go forward).
 
         A thread, not the viewers' reader process: the cube's reads release the GIL, and a
-        netCDF read waits for the one HDF5 lock as any other.
+        netCDF read waits for the one HDF5 lock as any other. Code in the same process that
+        opens netCDF files without that lock (:data:`rtofs_lib.fields.netcdf.HDF5_LOCK`) must
+        not run beside it: only :meth:`tile` reads ahead, which a notebook's
+        :func:`~rtofs_lib.notebook.viewer.tile_map` never calls.
         """
         style = FIELDS[field]
         steps = list(names.steps_for(style.products))
