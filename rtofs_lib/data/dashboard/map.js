@@ -539,6 +539,7 @@
     setCompared: setCompared,
     steps: function () { return stepsOf(state.date).slice(); },
     days: function () { return days().map(function (d) { return d.date; }); },
+    layer: function () { return tiles.layer(); },
     tileUrl: function () { return tiles.url; },
     tileUrl2: function () { return tiles2 ? tiles2.url : null; },
     palette: function () { return state.palette; },
