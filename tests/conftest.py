@@ -884,3 +884,103 @@ def stream_sources(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("stream-sources")
     sample.write_sample(root, SAMPLE_DATE, steps="n024,f000-f011", grid="small")
     return root / f"rtofs.{SAMPLE_DATE}"
+
+
+# --- the map page (tiles) ------------------------------------------------------------------------
+
+#: Steps of the map page's sample day, in forecast order; each step warms the ocean 1.5 °C.
+MAP_STEPS = ("n024", "f000", "f001", "f002")
+#: A warm patch (30 °C at every step) in the open Pacific: lon, lat box.
+WARM_PATCH = (-150.0, -140.0, -10.0, 0.0)
+WARM_SST = 30.0
+
+
+def map_sst(lat: np.ndarray, lon: np.ndarray, k: int) -> np.ndarray:
+    """The map page's sst at step number ``k``: a latitude gradient, the warm patch, land NaN.
+
+    ``lat``/``lon``: the grid as written (fold row included), longitudes in any convention.
+    """
+    from rtofs_lib.testing.sample.land import land_mask
+
+    wrapped = (lon.astype("float64") + 180.0) % 360.0 - 180.0
+    sst = 24.0 * np.cos(np.deg2rad(lat.astype("float64"))) - 4.0 + 1.5 * k
+    w, e, s, n = WARM_PATCH
+    sst[(wrapped >= w) & (wrapped <= e) & (lat >= s) & (lat <= n)] = WARM_SST
+    sst[land_mask(*lat.shape)] = np.nan
+    return sst.astype("float32")
+
+
+@pytest.fixture(scope="session")
+def map_sources(tmp_path_factory) -> Path:
+    """Small-grid prog files of :data:`MAP_STEPS` and ``f003`` (sst from :func:`map_sst`),
+    in a folder outside any archive: land them with :func:`land`."""
+    from rtofs_lib.testing import sample
+
+    root = tmp_path_factory.mktemp("map-sources")
+    lat, lon = sample.make_grid(*sample.GRIDS["small"])
+    for k, step in enumerate((*MAP_STEPS, "f003")):
+        sample.write_file(root / names.compose_name("prog", step), "prog", SAMPLE_DATE, step,
+                          fields={"sst": map_sst(lat, lon, k)})  # fmt: skip
+    return root
+
+
+def map_archive(root: Path, sources: Path, steps: tuple[str, ...] = MAP_STEPS) -> Path:
+    """An archive under ``root`` with ``steps`` of :func:`map_sources` landed (as the crawler)."""
+    archive = root / "archive"
+    for step in steps:
+        land(archive, sources / names.compose_name("prog", step))
+    return archive
+
+
+class MapService:
+    """``rtofs dashboard serve`` as a real process on loopback (``url`` ends in ``/``)."""
+
+    def __init__(self, root: Path, archive: Path) -> None:
+        from rtofs_lib.testing.cluster import free_port
+
+        self.root, self.archive, self.maps = root, archive, root / "maps"
+        self.maps.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = root / f"dashboard-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> MapService:
+        import requests
+
+        cmd = [sys.executable, "-m", "rtofs_lib", "dashboard", "serve", "--port", str(self.port),
+               "--maps", str(self.maps), "--archive", str(self.archive)]  # fmt: skip
+        env = {**os.environ, "RTOFS_HOME": str(self.root / "home")}
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(self.url + "api/layers.json", timeout=5).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the dashboard did not start: {self.log.read_text()[-4000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def map_service(map_sources, tmp_path_factory):
+    """The dashboard service over an archive of the map page's sample day (module-wide)."""
+    root = tmp_path_factory.mktemp("map-service")
+    service = MapService(root, map_archive(root, map_sources)).start()
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -540,6 +540,7 @@
     steps: function () { return stepsOf(state.date).slice(); },
     days: function () { return days().map(function (d) { return d.date; }); },
     layer: function () { return tiles.layer(); },
+    layer2: function () { return tiles2 ? tiles2.layer() : null; },
     tileUrl: function () { return tiles.url; },
     tileUrl2: function () { return tiles2 ? tiles2.url : null; },
     palette: function () { return state.palette; },
