@@ -886,7 +886,81 @@ def stream_sources(tmp_path_factory) -> Path:
     return root / f"rtofs.{SAMPLE_DATE}"
 
 
-# --- the map page (tiles) ------------------------------------------------------------------------
+# --- the dashboard's map and tiles ------------------------------------------------------------
+
+
+class DashboardServer:
+    """``rtofs dashboard serve`` as a real process on loopback (``url`` ends with ``/``)."""
+
+    def __init__(self, root: Path, archive: Path, cube: Path | None = None) -> None:
+        from rtofs_lib.testing.cluster import free_port
+
+        self.root, self.archive, self.cube = root, archive, cube
+        self.maps, self.cache, self.tiles = root / "maps", root / "cache", root / "tiles"
+        self.maps.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = root / "dashboard.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> DashboardServer:
+        import requests
+
+        cmd = [sys.executable, "-m", "rtofs_lib", "dashboard", "serve", "--port", str(self.port),
+               "--maps", str(self.maps), "--archive", str(self.archive),
+               "--cache", str(self.cache), "--tile-cache", str(self.tiles),
+               "--cube", str(self.cube or self.root / "no-cube")]  # fmt: skip
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(self.url + "api/layers.json", timeout=5).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the dashboard did not start: {self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tile_archive(tmp_path_factory) -> Path:
+    """A small-grid day (n024, f001-f003) in an archive of its own, with a cube of it."""
+    from rtofs_lib.cube import store
+    from rtofs_lib.testing import sample
+
+    root = tmp_path_factory.mktemp("tiles")
+    archive = root / "archive"
+    files = sample.write_sample(archive, SAMPLE_DATE, steps="n024,f001-f003", grid="small")
+    for path in files:
+        store.append(path, root / "cube", ["sst"])
+    return archive
+
+
+@pytest.fixture(scope="module")
+def dashboard(tile_archive, tmp_path_factory):
+    """``rtofs dashboard serve`` over ``tile_archive`` and its cube; yields the server."""
+    server = DashboardServer(
+        tmp_path_factory.mktemp("dashboard"), tile_archive, tile_archive.parent / "cube"
+    )
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+# --- the map page -------------------------------------------------------------------------------
 
 #: Steps of the map page's sample day, in forecast order; each step warms the ocean 1.5 °C.
 MAP_STEPS = ("n024", "f000", "f001", "f002")
@@ -932,55 +1006,12 @@ def map_archive(root: Path, sources: Path, steps: tuple[str, ...] = MAP_STEPS) -
     return archive
 
 
-class MapService:
-    """``rtofs dashboard serve`` as a real process on loopback (``url`` ends in ``/``)."""
-
-    def __init__(self, root: Path, archive: Path) -> None:
-        from rtofs_lib.testing.cluster import free_port
-
-        self.root, self.archive, self.maps = root, archive, root / "maps"
-        self.maps.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = root / f"dashboard-{self.port}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> MapService:
-        import requests
-
-        cmd = [sys.executable, "-m", "rtofs_lib", "dashboard", "serve", "--port", str(self.port),
-               "--maps", str(self.maps), "--archive", str(self.archive)]  # fmt: skip
-        env = {**os.environ, "RTOFS_HOME": str(self.root / "home")}
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(self.url + "api/layers.json", timeout=5).ok:
-                    return self
-            except requests.ConnectionError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the dashboard did not start: {self.log.read_text()[-4000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def map_service(map_sources, tmp_path_factory):
-    """The dashboard service over an archive of the map page's sample day (module-wide)."""
+    """``rtofs dashboard serve`` over an archive of the map page's sample day (no cube)."""
     root = tmp_path_factory.mktemp("map-service")
-    service = MapService(root, map_archive(root, map_sources)).start()
+    server = DashboardServer(root, map_archive(root, map_sources))
     try:
-        yield service
+        yield server.start()
     finally:
-        service.stop()
+        server.stop()

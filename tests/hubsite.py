@@ -30,6 +30,8 @@ from pathlib import Path
 
 import requests
 
+from rtofs_lib.testing import sample
+
 REPO = Path(__file__).resolve().parents[1]
 RUN_LOCAL_HUB = REPO / "hub_config" / "run-local-hub"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -440,6 +442,8 @@ def start_site(
     maps = base / "maps"
     maps.mkdir()
     (maps / "index.html").write_text("<html><body><h1>RTOFS test maps</h1></body></html>")
+    archive = base / "archive"  # one small file for the dashboard's tiles
+    sample.write_sample(archive, "20260708", steps="f001", grid="small")
     state = base / "state"
     public, hub_port, api_port, dash_port = (free_port() for _ in range(4))
     settings = write_settings(
@@ -461,7 +465,13 @@ def start_site(
             "environment": {"SLURM_CONF": str(slurm.conf)},
         },
         culler={"timeout": culler_timeout, "every": cull_every},
-        dashboard={"maps": str(maps), "port": dash_port},
+        dashboard={
+            "maps": str(maps),
+            "port": dash_port,
+            "archive": str(archive),
+            "cache": str(base / "cache"),
+            "cube": str(base / "cube"),
+        },
         shared={"root": str(base / "shared")},
     )
     # A careless site passes the proxy token to the hub's environment too: it must still

@@ -176,7 +176,7 @@ def day_started(maps, steps) -> dict[str, dict]:
 def live_page(chromium, served, day_started):
     """The page open in chromium, its live script polling; marked to detect a reload."""
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(served)
+    page.goto(served + "index.html")  # the gallery (the map is the first view)
     page.wait_for_function("() => document.body.dataset.live === 'on'", timeout=APPEAR_MS)
     page.evaluate("() => { window.__opened = 'once'; }")
     yield page
@@ -419,7 +419,7 @@ def test_the_live_page_shows_what_a_freshly_written_page_shows(
 
     dashboard.write_index(maps)
     fresh = chromium.new_page(viewport={"width": 1400, "height": 1000}, java_script_enabled=False)
-    fresh.goto(served)
+    fresh.goto(served + "index.html")
     parts = [
         "#latest h2", "#latest .meta", "#latest .high", "section.day p.counts",
         "section.day p.latency-summary", "section.day .failures", "section.day nav.steps",
@@ -461,7 +461,7 @@ def test_a_page_written_before_any_day_fills_in(chromium, served, maps, steps, t
     day.rename(tmp_path / "aside")
     dashboard.write_index(maps)
     page = chromium.new_page()
-    page.goto(served)
+    page.goto(served + "index.html")  # the gallery (the map is the first view)
     assert "No maps published yet" in page.inner_text("#latest")
     page.wait_for_function("() => document.body.dataset.live === 'on'", timeout=APPEAR_MS)
 

@@ -81,7 +81,7 @@ def test_an_index_of_the_wrong_shape_in_the_cache_is_rebuilt_not_used(prog, tmp_
 
 
 def test_the_memory_is_bounded_by_bytes():
-    memory = gridmod._LRU(max_bytes=100)
+    memory = gridmod.LRU(max_bytes=100)
     memory.put("a", object(), 60)
     memory.put("b", object(), 60)
     assert memory.get("a") is None and memory.get("b") is not None

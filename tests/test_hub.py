@@ -367,11 +367,24 @@ def test_dashboard_refuses_an_anonymous_request(hub_site):
     assert "/hub/login" in r.url
 
 
-def test_dashboard_serves_the_maps_to_a_logged_in_user(hub_site):
+def test_dashboard_serves_the_map_and_the_gallery_to_a_logged_in_user(hub_site):
     s = login(hub_site, "rttalice")
     r = s.get(f"{hub_site.url}/services/maps/")
-    assert r.status_code == 200
-    assert "RTOFS test maps" in r.text
+    assert r.status_code == 200 and "static/vendor/leaflet/leaflet.js" in r.text
+    gallery = s.get(f"{hub_site.url}/services/maps/index.html")
+    assert gallery.status_code == 200 and "RTOFS test maps" in gallery.text
+
+
+def test_dashboard_tiles_and_series_need_the_hub_login(hub_site):
+    tile = f"{hub_site.url}/services/maps/tiles/20260708/f001/sst/0/0/0.png"
+    anonymous = requests.get(tile, allow_redirects=True)
+    assert not anonymous.content.startswith(b"\x89PNG") and "/hub/login" in anonymous.url
+    s = login(hub_site, "rttalice")
+    r = s.get(tile)
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+    assert r.headers["Cache-Control"].startswith("private")  # no shared cache keeps it
+    series = s.get(f"{hub_site.url}/services/maps/api/series.json", params={"lon": -30, "lat": 0})
+    assert series.status_code == 200 and len(series.json()["points"]) == 1
 
 
 def test_dashboard_gives_a_rewritten_index_json_a_new_etag(hub_site):

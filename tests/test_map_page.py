@@ -24,7 +24,7 @@ from conftest import (
     SAMPLE_DATE,
     SEA,
     WARM_PATCH,
-    MapService,
+    DashboardServer,
     land,
     map_archive,
 )
@@ -105,11 +105,11 @@ def expected_colour(value: float, field: str = "sst") -> tuple[int, int, int]:
     return tuple(int(c) for c in colors.palette(field)[index])
 
 
-def max_zoom(service: MapService) -> int:
+def max_zoom(service: DashboardServer) -> int:
     return int(requests.get(service.url + "api/layers.json", timeout=10).json()["max_zoom"])
 
 
-def source_file(service: MapService, step: str):
+def source_file(service: DashboardServer, step: str):
     return service.archive / names.day_folder(SAMPLE_DATE) / names.compose_name("prog", step)
 
 
@@ -274,7 +274,7 @@ def test_panning_one_compared_map_moves_the_other(chromium, map_service):
 def test_a_landed_file_appears_in_the_slider_without_reload(
     chromium, map_sources, tmp_path, artifacts_dir
 ):
-    service = MapService(tmp_path, map_archive(tmp_path, map_sources)).start()
+    service = DashboardServer(tmp_path, map_archive(tmp_path, map_sources)).start()
     try:
         page = open_page(chromium, service.url)
         page.evaluate("() => { window.__opened = 'once'; }")

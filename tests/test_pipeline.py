@@ -456,6 +456,7 @@ def test_demo_publishes_a_day_live_and_ends_by_itself(tmp_path):
     assert all(s["latency_s"] is not None for s in listed)
     assert re.search(r"landed → published: median [\d.]+ s, p95 [\d.]+ s", proc.stdout)
     assert len(list((tmp_path / "archive" / "landed").glob("*.json"))) == 4
+    assert f"rtofs dashboard serve --port 8092 --maps {tmp_path / 'maps'}" in proc.stdout
 
 
 # --- animation -----------------------------------------------------------------------------------

@@ -59,14 +59,21 @@ def _samples(out: Path, date: str, steps: list[str], grid: str) -> list[Path]:
     return files
 
 
-def _dashboard(maps: Path, port: int) -> subprocess.Popen | None:
+def serve_command(out: Path, port: int) -> list[str]:
+    """``rtofs dashboard serve`` over the demo's folders (archive, maps, cube, cache)."""
+    return [sys.executable, "-m", "rtofs_lib", "dashboard", "serve", "--port", str(port),
+            "--maps", str(out / "maps"), "--archive", str(out / "archive"),
+            "--cube", str(out / "cube"), "--cache", str(out / "cache")]  # fmt: skip
+
+
+def _dashboard(out: Path, port: int) -> subprocess.Popen | None:
     if not port:
         return None
-    maps.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "rtofs_lib.hub.dashboard_service", "--root", str(maps),
-           "--port", str(port), "--local"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"live dashboard: http://127.0.0.1:{port}/ (fills without a reload)", flush=True)
+    (out / "maps").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        serve_command(out, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    print(f"live dashboard: http://127.0.0.1:{port}/ (the map; fills without a reload)", flush=True)
     return proc
 
 
@@ -122,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(config.load(), cube=out / "cube")  # the demo's own cube
     work.prepare_grid(files[0], cache_dir=out / "cache")  # as a running service's cache is
     stop, crawled = threading.Event(), {}
-    dashboard = _dashboard(maps, args.port)
+    dashboard = _dashboard(out, args.port)
     with NomadsServer(served) as server:
         waves = [min(args.wave, len(todo) - i) for i in range(0, len(todo), args.wave)]
         publisher = []
@@ -160,5 +167,6 @@ def run_demo(args: argparse.Namespace) -> int:
     for line in latency_lines(maps, date):
         print(line)
     print(f"\nOpen the dashboard: {(maps / 'index.html').as_uri()}")
-    print(f"or serve it live:   python -m rtofs_lib.hub.dashboard_service --root {maps} --local")
+    serve = " ".join(["rtofs", *serve_command(out, args.port or 8092)[3:]])
+    print(f"or serve the zoomable map: {serve}")
     return ExitStatus.OK

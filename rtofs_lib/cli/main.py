@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "series",
     "cube",
     "demo",
+    "dashboard",
     "animate",
     "kernel",
     "hub",

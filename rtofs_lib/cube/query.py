@@ -233,17 +233,15 @@ def ocean_cell(cube: Cube, lon: float, lat: float, cache_dir: Any) -> tuple[int,
     ((j, i),) = grid.nearest(lon, lat)
     if cube.root["ocean"][j, i]:
         return j, i
-    ocean = cube.root["ocean"][:]
-    for count in (256, 65536, grid.shape[0] * grid.shape[1]):
-        wet = [(a, b) for a, b in grid.nearest(lon, lat, count) if ocean[a, b]]
-        if wet:
-            a, b = wet[0]
-            wlon = float((grid.lon[a, b] + 180.0) % 360.0 - 180.0)
-            raise CubeError(
-                f"{lon:g}°, {lat:g}° is on land (grid cell j={j}, i={i}); the nearest ocean cell "
-                f"is j={a}, i={b} at {wlon:.3f}°, {float(grid.lat[a, b]):.3f}°: ask for that point"
-            )
-    raise CubeError(f"{cube.path}: the grid has no ocean cell")
+    wet = grid.nearest_wet(lon, lat, cube.root["ocean"][:])
+    if wet is None:
+        raise CubeError(f"{cube.path}: the grid has no ocean cell")
+    a, b = wet
+    wlon = float((grid.lon[a, b] + 180.0) % 360.0 - 180.0)
+    raise CubeError(
+        f"{lon:g}°, {lat:g}° is on land (grid cell j={j}, i={i}); the nearest ocean cell "
+        f"is j={a}, i={b} at {wlon:.3f}°, {float(grid.lat[a, b]):.3f}°: ask for that point"
+    )
 
 
 def point_series(  # noqa: PLR0913 - where, when, which view, and the stores

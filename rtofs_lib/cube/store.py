@@ -16,8 +16,8 @@ array                        dimensions                     chunks
 
 ``step`` runs over the 138 published 2-D steps (:data:`rtofs_lib.fetch.names.STEPS_2DS`); a
 new cycle day adds one ``cycle`` entry (in the order days arrive; readers sort). Values are the
-netCDF's float32, NaN on land, compressed with Blosc zstd level 3 and byte shuffle (chosen by
-measurement: see ``docs/cube.md``).
+netCDF's float32, NaN on land, encoded with Pcodec (lossless; chosen by measurement: see
+``docs/cube.md``).
 
 **Transactions.** :func:`append` writes a file's chunks into a writable session and commits
 it: a reader (its own read-only session) sees the snapshot before or after, never half an
@@ -55,6 +55,7 @@ import hashlib
 import logging
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ import numpy as np
 
 from rtofs_lib.errors import RtofsError
 from rtofs_lib.fetch import names
+
+# Zarr warns on every open of an array whose codec is a numcodecs one (the cube's Pcodec, see
+# `_codecs`): said once in the docs, not on each read of a notebook
+warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3 specification")
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +104,19 @@ def _quiet_icechunk() -> None:
     icechunk.set_logs_filter("error")
 
 
-def _compressor():
-    from zarr.codecs import BloscCodec
+def _codecs(dtype: str = "float32") -> dict:
+    """How an array's chunks are encoded: floats with Pcodec (lossless), others Blosc zstd.
 
-    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+    A chunk of full-size sst is 0.44 times Blosc zstd's bytes and a third of the netCDF's
+    (deflate 1: ``docs/cube.md``); it is a numcodecs codec (``numcodecs.pcodec``), which Zarr
+    readers outside Python may not have.
+    """
+    from zarr.codecs import BloscCodec
+    from zarr.codecs.numcodecs import PCodec
+
+    if not str(dtype).startswith("float"):  # Pcodec takes numbers only (``ocean`` is bool)
+        return {"compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]}
+    return {"serializer": PCodec(level=8), "compressors": None}
 
 
 def _storage(path: Path):
@@ -219,7 +233,7 @@ def _create_array(group, name: str, shape, chunks, dtype, fill, dims, attrs=None
         chunks=chunks,
         dtype=dtype,
         fill_value=fill,
-        compressors=[_compressor()],
+        **_codecs(dtype),
         dimension_names=dims,
         attributes=attrs or {},
     )

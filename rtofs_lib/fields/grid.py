@@ -67,10 +67,10 @@ from rtofs_lib.fields.regrid import Raster
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MEMORY", "Grid", "RasterIndex", "clear_memory"]
+__all__ = ["LRU", "MEMORY", "Grid", "RasterIndex", "clear_memory"]
 
 
-class _LRU:
+class LRU:
     """A thread-safe least-recently-used store bounded by bytes and by entries."""
 
     def __init__(self, max_bytes: int, max_entries: int = 4096) -> None:
@@ -111,7 +111,7 @@ class _LRU:
 
 #: The one per-process store of grid work: coordinates, trees, raster indices, selections.
 #: 1.5 GB holds a full-size tree (~600 MB), its coordinates and dozens of indices.
-MEMORY = _LRU(max_bytes=1536 << 20)
+MEMORY = LRU(max_bytes=1536 << 20)
 
 
 def clear_memory() -> None:
@@ -331,6 +331,21 @@ class Grid:
         """
         flat = regrid.nearest(self._tree(), lat, lon, count)
         return [divmod(int(f), self.shape[1]) for f in flat]
+
+    def nearest_wet(self, lon: float, lat: float, wet: np.ndarray) -> tuple[int, int] | None:
+        """Grid ``(row, column)`` of the cell nearest ``lon``/``lat`` where ``wet`` is true
+        (a 2-D bool mask of the grid, e.g. its ocean cells); None when none is.
+
+        Looks among the nearest 256 cells, then 65,536, then all of them.
+        """
+        n = self.shape[0] * self.shape[1]
+        for count in (256, 65536, n):
+            found = [(a, b) for a, b in self.nearest(lon, lat, min(count, n)) if wet[a, b]]
+            if found:
+                return found[0]
+            if count >= n:
+                break
+        return None
 
     # --- region selections ----------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -52,6 +52,9 @@ __all__ = [
     "query",
     "raster_coords",
 ]
+
+#: North (and south) edge of the Web Mercator world, degrees: ``atan(sinh(pi))``.
+MERCATOR_MAX_LAT = math.degrees(math.atan(math.sinh(math.pi)))
 
 #: A pixel gets a value when the nearest grid point lies within this many of its cells.
 MAX_CELLS = 1.5
@@ -79,6 +82,9 @@ class Raster:
         South and north edges in degrees.
     width, height
         Pixels.
+    mercator
+        Rows evenly spaced in Web Mercator ``y`` rather than in latitude (the pixels of
+        map tiles: :meth:`web_mercator`).
 
     Examples
     --------
@@ -94,6 +100,7 @@ class Raster:
     lat1: float
     width: int
     height: int
+    mercator: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if not (-90.0 <= self.lat0 < self.lat1 <= 90.0):
@@ -124,6 +131,23 @@ class Raster:
         height = max(1, math.ceil((lat1 - lat0) / resolution_deg - 1e-9))
         return cls(lon0, lon1, lat0, lat1, width, height)
 
+    @classmethod
+    def web_mercator(cls, zoom: int, south: float = -80.0) -> Raster:
+        """The pixels of the Web Mercator world at ``zoom`` (XYZ tiles of 256 px), north up,
+        down to the row that holds latitude ``south``.
+
+        Examples
+        --------
+        >>> r = Raster.web_mercator(1, south=-60.0)
+        >>> r.width, r.height, round(float(r.lats()[0]), 2), r.key
+        (512, 364, 85.02, '-180_180_-60.2398_85.0511_512x364_merc')
+        """
+        width = 256 << int(zoom)
+        y = (1.0 - math.asinh(math.tan(math.radians(south))) / math.pi) / 2.0 * width
+        height = min(width, max(1, math.ceil(y)))
+        return cls(-180.0, 180.0, _mercator_lat(height, width), MERCATOR_MAX_LAT, width, height,
+                   mercator=True)  # fmt: skip
+
     @property
     def lon_span(self) -> float:
         """Width in degrees of longitude (360 for a global raster)."""
@@ -137,7 +161,8 @@ class Raster:
     @property
     def key(self) -> str:
         """A file-name-safe text that identifies the raster."""
-        return f"{self.lon0:g}_{self.lon1:g}_{self.lat0:g}_{self.lat1:g}_{self.width}x{self.height}"
+        key = f"{self.lon0:g}_{self.lon1:g}_{self.lat0:g}_{self.lat1:g}_{self.width}x{self.height}"
+        return key + ("_merc" if self.mercator else "")
 
     def lons(self) -> np.ndarray:
         """Pixel-centre longitudes, west to east, in [-180, 180)."""
@@ -146,8 +171,15 @@ class Raster:
 
     def lats(self) -> np.ndarray:
         """Pixel-centre latitudes, north to south (row 0 is the top)."""
+        if self.mercator:
+            return _mercator_lat(np.arange(self.height) + 0.5, self.width)
         dlat = (self.lat1 - self.lat0) / self.height
         return self.lat1 - dlat * (np.arange(self.height) + 0.5)
+
+
+def _mercator_lat(row, world: int):
+    """Latitude (degrees) at Web Mercator pixel row ``row`` of a world ``world`` pixels tall."""
+    return np.degrees(np.arctan(np.sinh(np.pi * (1.0 - 2.0 * np.asarray(row) / world))))
 
 
 def _lon_span(lon0: float, lon1: float) -> float:

@@ -159,6 +159,9 @@ def _dashboard_service(s: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     if dash["enabled"]:
         command = [sys.executable, "-m", "rtofs_lib.hub.dashboard_service",
                    "--root", dash["maps"], "--port", str(dash["port"])]  # fmt: skip
+        for key in ("archive", "cube", "cache"):
+            if dash[key]:
+                command += [f"--{key}", dash[key]]
         services.append(
             {
                 "name": DASHBOARD_SERVICE,

@@ -62,7 +62,16 @@ DEFAULTS: dict[str, Any] = {
         "large": {"cpus": 4, "memory": "8G", "runtime": "08:00:00", "description": ""},
     },
     "culler": {"enabled": True, "timeout": 3600, "every": 300, "max_age": 0},
-    "dashboard": {"enabled": True, "maps": "/srv/rtofs/maps", "port": 8091},
+    # The dashboard (map, tiles, gallery); "" for archive, cube and cache: the rtofs settings
+    # (/etc/rtofs/rtofs.toml) of the hub's host.
+    "dashboard": {
+        "enabled": True,
+        "maps": "/srv/rtofs/maps",
+        "port": 8091,
+        "archive": "",
+        "cube": "",
+        "cache": "",
+    },
     "shared": {
         "root": "/srv/rtofs/notebooks",  # examples/ (read-only) and collab/ (group-writable)
         "examples": "",  # where publish copies from; "" = the checkout's example_notebooks/
