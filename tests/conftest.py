@@ -963,7 +963,9 @@ def dashboard(tile_archive, tmp_path_factory):
 # --- the map page -------------------------------------------------------------------------------
 
 #: Steps of the map page's sample day, in forecast order; each step warms the ocean 1.5 °C.
-MAP_STEPS = ("n024", "f000", "f001", "f002")
+MAP_STEPS = ("n024", "f001", "f002", "f003")
+#: The step that lands while the page is open.
+MAP_LATE_STEP = "f004"
 #: A warm patch (30 °C at every step) in the open Pacific: lon, lat box.
 WARM_PATCH = (-150.0, -140.0, -10.0, 0.0)
 WARM_SST = 30.0
@@ -986,13 +988,13 @@ def map_sst(lat: np.ndarray, lon: np.ndarray, k: int) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def map_sources(tmp_path_factory) -> Path:
-    """Small-grid prog files of :data:`MAP_STEPS` and ``f003`` (sst from :func:`map_sst`),
+    """Small-grid prog files of :data:`MAP_STEPS` and :data:`MAP_LATE_STEP` (sst: :func:`map_sst`),
     in a folder outside any archive: land them with :func:`land`."""
     from rtofs_lib.testing import sample
 
     root = tmp_path_factory.mktemp("map-sources")
     lat, lon = sample.make_grid(*sample.GRIDS["small"])
-    for k, step in enumerate((*MAP_STEPS, "f003")):
+    for k, step in enumerate((*MAP_STEPS, MAP_LATE_STEP)):
         sample.write_file(root / names.compose_name("prog", step), "prog", SAMPLE_DATE, step,
                           fields={"sst": map_sst(lat, lon, k)})  # fmt: skip
     return root
