@@ -157,23 +157,33 @@ def test_the_warm_patch_is_drawn_in_the_palette_colour_of_its_value(
 
 
 @pytest.mark.parametrize(
-    ("lat", "lon", "zoom", "pan_x"),
-    [(10.0, 160.0, 3, 700), (72.0, 150.0, 4, 900), (80.0, 60.0, 4, 400), (30.0, 50.0, 4, 500)],
-    ids=["dateline", "arctic-dateline", "arctic-fold", "seam-74E"],
+    ("lat", "lon", "zoom", "pan", "seen"),
+    [
+        (10.0, 140.0, 3, (284, 0), 180.0),  # east across the dateline (worldCopyJump)
+        (72.0, 150.0, 4, (400, 0), 180.0),  # the same in the Arctic, north of Siberia
+        (70.0, 80.0, 4, (0, -300), 80.0),  # north over the tripolar fold near 80°E
+        (70.0, -100.0, 4, (0, -300), -100.0),  # and over its other end, in Canada
+        (30.0, 50.0, 4, (500, 0), 74.16),  # east across the seam of the RTOFS longitudes
+    ],
+    ids=["dateline", "arctic-dateline", "arctic-fold-80E", "arctic-fold-100W", "seam-74E"],
 )
 def test_panning_leaves_no_empty_strip(chromium, map_service, artifacts_dir, lat, lon, zoom,
-                                       pan_x):  # fmt: skip
+                                       pan, seen):  # fmt: skip
     page = open_page(chromium, map_service.url)
     view(page, lat, lon, zoom)
-    page.evaluate("x => rtofsMap.map.panBy([x, 0], {animate: false})", pan_x)
+    page.evaluate("p => rtofsMap.map.panBy(p, {animate: false})", list(pan))
     settled(page)
     rgb = map_pixels(page)
     name = f"map-pan-{lat:g}-{lon:g}.png"
     Image.fromarray(rgb).save(artifacts_dir / name)
-    south = page.evaluate("() => rtofsMap.map.getBounds().getSouth()")
+    west, south, east, north = page.evaluate(
+        "() => { const b = rtofsMap.map.getBounds();"
+        " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"
+    )
     page.close()
 
-    assert south > -75.0  # the whole view lies on the grid (it ends near 78.6°S)
+    assert any(west < seen + k < east for k in (-360, 0, 360)), (west, east)
+    assert south > -75.0 and north < 85.0  # the view lies on the grid and the tiles
     empty = np.all(np.abs(rgb.astype(int) - BACKGROUND) <= 1, axis=-1)
     columns, rows = np.flatnonzero(empty.any(axis=0)), np.flatnonzero(empty.any(axis=1))
     assert not empty.any(), f"{name}: no data in columns {columns[:10]}…, rows {rows[:10]}…"
