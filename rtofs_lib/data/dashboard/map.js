@@ -178,6 +178,8 @@
     $("day").value = state.date || "";
     $("field").value = state.field || "";
     $("cmap").value = state.cmap || "";
+    $("label1").textContent = e ? e.step + " · " + validText(e.valid_time) : "";
+    $("label1").hidden = !state.compare;
     if (state.compare) showCompare();
   }
 
@@ -419,6 +421,7 @@
     state.compare = !!on;
     $("compare").checked = state.compare;
     $("pane2").hidden = !state.compare;
+    $("label1").hidden = !state.compare;
     if (state.compare && !map2) {
       map2 = makeMap("map2");
       map2.setMaxZoom(state.layers ? state.layers.max_zoom + 3 : 8);
