@@ -215,6 +215,50 @@ def test_stepping_the_slider_changes_the_tiles(chromium, map_service, artifacts_
     assert MAP_STEPS[-2] in label
 
 
+def test_play_advances_about_one_step_a_second(chromium, map_service):
+    page = open_page(chromium, map_service.url)
+    page.evaluate("() => rtofsMap.setStep(0)")
+    settled(page)
+    t0 = time.monotonic()
+    page.click("#play")
+    page.wait_for_function(
+        f"() => document.body.dataset.step === '{MAP_STEPS[2]}'", timeout=WAIT_MS
+    )
+    took = time.monotonic() - t0
+    page.click("#play")  # pause
+    paused = page.evaluate("() => [rtofsMap.state.playing, rtofsMap.state.step]")
+    time.sleep(1.5)
+    still = page.evaluate("() => rtofsMap.state.step")
+    page.close()
+
+    assert 1.8 < took < 10, took  # two steps, each at least a second, tiles loaded first
+    assert paused[0] is False and still == paused[1]
+
+
+def test_the_colormap_select_recolours_tiles_and_legend(chromium, map_service):
+    w, e, s, n = WARM_PATCH
+    lat, lon = (s + n) / 2, (w + e) / 2
+    palette = requests.get(
+        map_service.url + "api/palette/sst.json", params={"cmap": "haline"}, timeout=30
+    ).json()
+    page = open_page(chromium, map_service.url)
+    view(page, lat, lon, 3)
+    page.select_option("#cmap", "haline")
+    page.wait_for_function("() => document.body.dataset.legend === 'sst|haline'")
+    page.wait_for_function("() => rtofsMap.tileUrl().includes('cmap=haline')")
+    settled(page)
+    got = pixel_at(page, lat, lon)
+    bar = page.eval_on_selector("#legend-bar", "el => el.style.background")
+    page.close()
+
+    style = styles.field_style("sst")
+    index = int(colors.quantise(np.array([30.0], np.float32), style.vmin, style.vmax)[0])
+    want = np.frombuffer(colors.palette_bytes("haline"), np.uint8).reshape(256, 3)[index]
+    assert np.abs(np.subtract(got, want)).max() <= 2, (got, want)
+    first = tuple(int(palette["colors"][0][i : i + 2], 16) for i in (1, 3, 5))
+    assert f"rgb{first}".replace(" ", "") in bar.replace(" ", "")
+
+
 def test_a_click_shows_the_point_series(chromium, map_service, artifacts_dir):
     lon, lat = SEA
     page = open_page(chromium, map_service.url)
