@@ -925,8 +925,10 @@ class DashboardServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        """SIGINT, as the hub stops its services: the service exits through its handler and
+        its reader process goes with it (SIGTERM leaves that process behind, orphaned)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
