@@ -84,6 +84,7 @@ def browser_figures(
     Returns medians and maxima in milliseconds, with the counts they are over::
 
         {"viewport_ms_median", "viewport_ms_max", "viewport_tiles_median", "step_changes",
+         "viewport_ms" (each change, in order),
          "series_ms_median", "series_ms_max", "series_clicks", "series_errors"}
     """
     from playwright.sync_api import sync_playwright
@@ -142,6 +143,7 @@ def browser_figures(
         "viewport_ms_max": round(max(viewport), 1),
         "viewport_tiles_median": statistics.median(tiles),
         "step_changes": len(viewport),
+        "viewport_ms": [round(v) for v in viewport],
         "series_ms_median": round(statistics.median(series), 1) if series else None,
         "series_ms_max": round(max(series), 1) if series else None,
         "series_clicks": len(series),
