@@ -219,19 +219,25 @@ def test_play_advances_about_one_step_a_second(chromium, map_service):
     page = open_page(chromium, map_service.url)
     page.evaluate("() => rtofsMap.setStep(0)")
     settled(page)
+    page.evaluate("() => { performance.clearMarks(); performance.clearMeasures(); }")
     page.click("#play")
-    shown = []
-    for step in MAP_STEPS[1:3]:
-        page.wait_for_function(f"() => document.body.dataset.step === '{step}'", timeout=WAIT_MS)
-        shown.append(time.monotonic())
-    took = shown[1] - shown[0]
+    page.wait_for_function(
+        f"() => document.body.dataset.step === '{MAP_STEPS[3]}'", timeout=WAIT_MS
+    )
     page.click("#play")  # pause
     paused = page.evaluate("() => [rtofsMap.state.playing, rtofsMap.state.step]")
     time.sleep(1.5)
     still = page.evaluate("() => rtofsMap.state.step")
+    asked = page.evaluate("() => performance.getEntriesByName('rtofs:step').map(m => m.startTime)")
+    loaded = page.evaluate(
+        "() => performance.getEntriesByName('rtofs:viewport').map(m => m.startTime + m.duration)"
+    )
     page.close()
 
-    assert 0.9 < took < 5, took  # a step shown about a second, once its tiles have loaded
+    assert len(asked) == 3 and len(loaded) == 3  # steps 1, 2, 3
+    gaps = np.diff(asked)
+    assert ((gaps > 950) & (gaps < 5000)).all(), gaps  # about a step a second
+    assert all(d <= a for d, a in zip(loaded[:-1], asked[1:], strict=True)), (loaded, asked)
     assert paused[0] is False and still == paused[1]
 
 
