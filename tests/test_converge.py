@@ -328,6 +328,11 @@ def test_a_file_published_on_nomads_reaches_the_dashboard_with_nothing_started_b
     assert page.status_code == 200 and "No maps yet" not in page.text, page.url
     png = s.get(f"{base}/services/maps/{day}/{entry['maps']['sst']['low']}", timeout=60)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    # and the map's tiles of that file, drawn by the hub's dashboard from the shared archive
+    layers = s.get(f"{base}/services/maps/api/layers.json", timeout=60).json()
+    assert "f003" in {x["step"] for d in layers["days"] if d["date"] == today for x in d["steps"]}
+    tile = s.get(f"{base}/services/maps/tiles/{today}/f003/sst/0/0/0.png", timeout=120)
+    assert tile.status_code == 200 and tile.content.startswith(b"\x89PNG"), tile.text[:300]
 
 
 # --- researchers' own Spark (inside their Slurm allocation, as themselves) ---------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,21 @@ def test_every_stored_field_equals_the_netcdf_bit_for_bit(full_cube, small_day, 
         stored = ds[field].sel(cycle=np.datetime64("2026-07-08"), step=step).values
         assert stored.dtype == np.float32
         assert same_bits(stored, read_field(path, field).values), (field, step)
+
+
+def test_a_file_the_cube_holds_is_read_from_it_and_another_version_is_not(
+    full_cube, small_day, tmp_path
+):
+    from rtofs_lib.cube.query import file_map
+
+    path = day_file(small_day, SAMPLE_DATE, "f002")
+    assert same_bits(file_map(path, "sst", full_cube), read_field(path, "sst").values)
+    copy = tmp_path / names.day_folder(SAMPLE_DATE) / path.name
+    copy.parent.mkdir()
+    shutil.copyfile(path, copy)  # same bytes, another identity (mtime): not this cube's file
+    assert file_map(copy, "sst", full_cube) is None
+    assert file_map(path, "ssh", full_cube) is None  # a field it does not store
+    assert file_map(path, "sst", tmp_path / "no-cube") is None
 
 
 def test_open_cube_marks_the_files_it_holds_and_gives_valid_times(full_cube):

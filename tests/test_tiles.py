@@ -176,6 +176,20 @@ def test_a_file_noaa_replaced_gets_new_tiles(tile_archive, tmp_path):
         s.close()
 
 
+def test_a_steps_tile_reads_the_next_steps_field_ahead(tile_archive, tmp_path):
+    s = TileService(tile_archive, cache_dir=tmp_path / "cache")
+    try:
+        s.tile(SAMPLE_DATE, "f001", "sst", 0, 0, 0)
+        s._ahead.submit(lambda: None).result()  # the read-ahead thread is done
+        nxt = s.source.key(day_file(tile_archive, SAMPLE_DATE, "f002"), "sst", None)
+        assert s.source.cache.peek(nxt) is not None
+        hits = s.source.cache.hits
+        s.tile(SAMPLE_DATE, "f002", "sst", 0, 0, 0)  # (and reads f003 ahead)
+        assert s.source.cache.hits == hits + 1  # f002 was not read again
+    finally:
+        s.close()
+
+
 def test_a_tile_cache_it_cannot_write_leaves_tiles_in_memory(tile_archive, tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

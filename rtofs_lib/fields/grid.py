@@ -49,11 +49,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,19 @@ class LRU:
 #: The one per-process store of grid work: coordinates, trees, raster indices, selections.
 #: 1.5 GB holds a full-size tree (~600 MB), its coordinates and dozens of indices.
 MEMORY = LRU(max_bytes=1536 << 20)
+
+
+_BUILD_LOCKS: dict[Hashable, threading.Lock] = {}
+
+
+@contextlib.contextmanager
+def _building(memo: Hashable) -> Iterator[None]:
+    """Held while ``memo`` is looked up and, if missing, loaded or built: a second thread
+    asking for it waits for the first; threads after other things do not."""
+    with MEMORY.lock:
+        lock = _BUILD_LOCKS.setdefault(memo, threading.Lock())
+    with lock:
+        yield
 
 
 def clear_memory() -> None:
@@ -287,7 +301,7 @@ class Grid:
         A cache file that fails its check is logged, not used, and rebuilt.
         """
         memo = ("index", self.key, raster.key)
-        with MEMORY.lock:
+        with _building(memo):  # one build per index; other work in MEMORY goes on meanwhile
             found = MEMORY.get(memo)
             if found is not None:
                 regrid.STATS["index_memo"] += 1
@@ -305,16 +319,17 @@ class Grid:
 
     def _tree(self) -> regrid.Tree:
         memo = ("tree", self.key)
-        tree = MEMORY.get(memo)
-        if tree is not None:
-            return tree
-        path = self.cache_dir / f"grid-{self.key}.tree" if self.cache_dir is not None else None
-        tree = _load_tree(path, self.shape)
-        if tree is None:
-            tree = regrid.build_tree(*self.coords())
-            if path is not None:
-                _cache_write(path, lambda f: tree.save(f, path.stem))
-        return MEMORY.put(memo, tree, tree.nbytes)
+        with _building(memo):
+            tree = MEMORY.get(memo)
+            if tree is not None:
+                return tree
+            path = self.cache_dir / f"grid-{self.key}.tree" if self.cache_dir else None
+            tree = _load_tree(path, self.shape)
+            if tree is None:
+                tree = regrid.build_tree(*self.coords())
+                if path is not None:
+                    _cache_write(path, lambda f: tree.save(f, path.stem))
+            return MEMORY.put(memo, tree, tree.nbytes)
 
     def cell_at(self, index: RasterIndex, x: float, y: float) -> tuple[int, int] | None:
         """Grid ``(row, column)`` drawn at pixel ``(x, y)`` of ``index``'s raster (None: none)."""

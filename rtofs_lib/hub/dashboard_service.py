@@ -116,10 +116,12 @@ def _map_handlers() -> dict[str, type]:  # noqa: C901 - one small class per rout
     class Tile(Api):
         async def get(self, date: str, step: str, field: str, z: str, x: str, y: str) -> None:
             cmap = self.get_argument("cmap", None)
-            try:
-                png, version = await IOLoop.current().run_in_executor(
-                    None, self.service.tile, date, step, field, int(z), int(x), int(y), cmap
-                )
+            args = (date, step, field, int(z), int(x), int(y), cmap)
+            try:  # a tile in memory is answered here; one to draw or read in a thread
+                found = self.service.cached(*args)
+                if found is None:
+                    found = await IOLoop.current().run_in_executor(None, self.service.tile, *args)
+                png, version = found
             except RtofsError as e:
                 self.set_status(404)
                 self.set_header("Content-Type", "text/plain; charset=utf-8")

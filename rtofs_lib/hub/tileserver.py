@@ -1,9 +1,10 @@
 """What the dashboard's map asks for: tiles, the days and steps, palettes, a point's series.
 
 :class:`TileService` answers the dashboard service's ``tiles/`` and ``api/`` requests
-(:mod:`rtofs_lib.hub.dashboard_service` does the HTTP): it reads fields from the archive
-through the viewers' :class:`~rtofs_lib.notebook.viewer.source.FieldSource` (decoded fields
-kept in memory, bounded in bytes; the next step read ahead in a worker process), draws tiles
+(:mod:`rtofs_lib.hub.dashboard_service` does the HTTP): it reads fields through the
+viewers' :class:`~rtofs_lib.notebook.viewer.source.FieldSource` (from the cube when it holds
+the file, else the archive's netCDF; decoded fields kept in memory, bounded in bytes; the next
+step read ahead in a thread), draws tiles
 with :mod:`rtofs_lib.maps.tiles` and keeps them in memory and, when ``tile_cache`` is given,
 on disk. A tile's key holds its file's **version** (inode, size and modification time): the
 archive's files are complete and never change in place, so a tile drawn once stays right
@@ -37,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +111,12 @@ class TileService:
         self.cache_dir = Path(cache_dir)
         self.tile_cache = Path(tile_cache) if tile_cache is not None else None
         self.source = FieldSource(self.archive, self.archive, self.cache_dir,
-                                  cache_mb=field_cache_mb)  # fmt: skip
+                                  cache_mb=field_cache_mb, cube=self.cube)  # fmt: skip
         self.memory = LRU(tile_memory_mb << 20, max_entries=1 << 20)
         self._grids: dict[tuple[int, int], Grid] = {}
         self._lock = threading.Lock()
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="rtofs-tiles-ahead")
+        self._loading: dict[tuple, Future] = {}
         self._disk_ok = True
         self.stats = {"drawn": 0, "memory": 0, "disk": 0}
 
@@ -235,6 +239,26 @@ class TileService:
                     continue
                 return
 
+    def _key(self, date: str, step: str, field: str, z: int, x: int, y: int, cmap: str | None):
+        path = self._file(date, step, field)
+        cmap = self._cmap(field, cmap)
+        try:
+            version = _version(path)
+        except OSError:
+            raise NotFound(f"{path.name} of {date} was just removed from the archive") from None
+        return path, (date, step, field, cmap, version, z, x, y)
+
+    def cached(
+        self, date: str, step: str, field: str, z: int, x: int, y: int, cmap: str | None = None
+    ) -> tuple[bytes, str] | None:
+        """The tile and its version when it is in memory (a stat and a lookup), else None."""
+        _, key = self._key(date, step, field, z, x, y, cmap)
+        png = self.memory.get(key)
+        if png is None:
+            return None
+        self.stats["memory"] += 1
+        return png, key[4]
+
     def tile(
         self, date: str, step: str, field: str, z: int, x: int, y: int, cmap: str | None = None
     ) -> tuple[bytes, str]:
@@ -245,13 +269,8 @@ class TileService:
         NotFound
             For anything that does not exist (the message says what and what does).
         """
-        path = self._file(date, step, field)
-        cmap = self._cmap(field, cmap)
-        try:
-            version = _version(path)
-        except OSError:
-            raise NotFound(f"{path.name} of {date} was just removed from the archive") from None
-        key = (date, step, field, cmap, version, z, x, y)
+        path, key = self._key(date, step, field, z, x, y, cmap)
+        version, cmap = key[4], key[3]
         png = self.memory.get(key)
         if png is not None:
             self.stats["memory"] += 1
@@ -271,7 +290,7 @@ class TileService:
             cells = tiles.tile_cells(tiles.tile_index(grid), z, x, y)
         except tiles.TileError as e:
             raise NotFound(str(e)) from None
-        values = self.source.field(path, field, None).values
+        values = self._values(path, field)
         self._read_ahead(date, step, field)
         png = tiles.render_tile(values, cells, field, cmap)
         self.stats["drawn"] += 1
@@ -280,17 +299,44 @@ class TileService:
             self._write_disk(disk, png)
         return png, version
 
+    def _values(self, path: Path, field: str) -> np.ndarray:
+        """The field of ``path``: from memory, a read ahead under way, or read now."""
+        with self._lock:
+            ahead = self._loading.get(self.source.key(path, field, None))
+        if ahead is not None:
+            return ahead.result().values
+        return self.source.field(path, field, None).values
+
     def _read_ahead(self, date: str, step: str, field: str) -> None:
-        """Read the next step's field in the background (the slider and play go forward)."""
+        """Read the next step's field in a background thread (the slider and play go forward).
+
+        A thread, not the viewers' reader process: the cube's reads release the GIL, and a
+        netCDF read waits for the one HDF5 lock as any other.
+        """
         style = FIELDS[field]
-        steps = [s for s in names.steps_for(style.products)]
+        steps = list(names.steps_for(style.products))
         if step not in steps or steps.index(step) + 1 >= len(steps):
             return
         nxt = steps[steps.index(step) + 1]
-        day = catalog.day_dir(self.archive, names.parse_date(date))
-        path = day / names.compose_name(style.products, nxt)
-        if path.is_file():
-            self.source.prefetch([path], field, None)
+        path = catalog.day_dir(self.archive, names.parse_date(date)) / names.compose_name(
+            style.products, nxt
+        )
+        if not path.is_file():
+            return
+        key = self.source.key(path, field, None)
+        with self._lock:
+            if key in self._loading or self.source.cache.peek(key) is not None:
+                return
+            future = self._ahead.submit(self.source.field, path, field, None)
+            self._loading[key] = future
+
+        def done(f: Future) -> None:
+            with self._lock:
+                self._loading.pop(key, None)
+            if f.exception() is not None:  # the request for that step will say it
+                log.info("reading %s ahead: %s", path.name, f.exception())
+
+        future.add_done_callback(done)
 
     def _disk_path(self, key: tuple) -> Path | None:
         if self.tile_cache is None or not self._disk_ok:
@@ -385,4 +431,5 @@ class TileService:
 
     def close(self) -> None:
         """Stop the read-ahead."""
+        self._ahead.shutdown(wait=True, cancel_futures=True)
         self.source.close()

@@ -209,6 +209,9 @@ class FieldSource:
         Grid-index cache.
     cache_mb
         Memory for decoded fields (a full-size field is 59 MB).
+    cube
+        The cube: a surface field of a file it holds is read from it (quicker than the
+        netCDF); None: always the files.
 
     Attributes
     ----------
@@ -217,8 +220,15 @@ class FieldSource:
     """
 
     def __init__(
-        self, archive: str | Path, maps: str | Path, cache_dir: str | Path, *, cache_mb: int
+        self,
+        archive: str | Path,
+        maps: str | Path,
+        cache_dir: str | Path,
+        *,
+        cache_mb: int,
+        cube: str | Path | None = None,
     ) -> None:
+        self.cube = Path(cube) if cube is not None else None
         self.archive = Path(archive)
         self.maps = Path(maps)
         self.cache_dir = Path(cache_dir)
@@ -251,9 +261,17 @@ class FieldSource:
 
     def field(self, path: Path, field: str, depth: float | None) -> _Field:
         """The decoded field (from memory, a read-ahead under way, or read now)."""
-        return self.cache.get(
-            self.key(path, field, depth), lambda: _read_values(path, field, depth)
-        )
+        return self.cache.get(self.key(path, field, depth), lambda: self._read(path, field, depth))
+
+    def _read(self, path: Path, field: str, depth: float | None) -> _Field:
+        if self.cube is not None and depth is None:
+            from rtofs_lib.cube.query import file_map
+
+            values = file_map(path, field, self.cube)
+            if values is not None:
+                n = names.parse_name(str(path))
+                return _Field(values, names.valid_time(n.date, n.step), n.step, None)
+        return _read_values(path, field, depth)
 
     def prefetch(self, paths: Iterable[Path], field: str, depth: float | None) -> None:
         """Read these files' ``field`` in the background (those not in memory already)."""
