@@ -5,7 +5,6 @@ Each area keeps its fixtures in its own section below.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -912,8 +911,7 @@ class DashboardServer:
                "--cache", str(self.cache), "--tile-cache", str(self.tiles),
                "--cube", str(self.cube or self.root / "no-cube")]  # fmt: skip
         with self.log.open("a") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                         start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -927,19 +925,13 @@ class DashboardServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        """Stop the service, then what is left of its process group: on SIGTERM the service
-        exits without stopping its reader process, which would live on, orphaned."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
