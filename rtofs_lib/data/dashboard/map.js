@@ -178,6 +178,7 @@
     $("day").value = state.date || "";
     $("field").value = state.field || "";
     $("cmap").value = state.cmap || "";
+    if (state.series) drawSeries(state.series);  // the dashed line follows the shown step
     $("label1").textContent = e ? e.step + " · " + validText(e.valid_time) : "";
     $("label1").hidden = !state.compare;
     if (state.compare) showCompare();
