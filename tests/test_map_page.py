@@ -28,6 +28,7 @@ from conftest import (
     DashboardServer,
     land,
     map_archive,
+    map_sst,
 )
 from PIL import Image
 
@@ -39,6 +40,7 @@ from rtofs_lib.maps import colors, styles
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 VIEWPORT = {"width": 1280, "height": 800}
+NEXT_DATE = "20260709"
 WAIT_MS = 30_000
 #: What shows through the map where no tile has data (map.css ``.map``).
 BACKGROUND = (0xDF, 0xE4, 0xE8)
@@ -361,6 +363,53 @@ def test_a_landed_file_appears_in_the_slider_without_reload(
     assert steps == [*MAP_STEPS, MAP_LATE_STEP]
     assert slider == [str(len(MAP_STEPS)), str(len(MAP_STEPS))]  # followed: on the new last step
     assert opened == "once"
+
+
+def test_a_landed_file_does_not_move_a_page_showing_an_older_step(chromium, map_sources, tmp_path):
+    service = DashboardServer(tmp_path, map_archive(tmp_path, map_sources)).start()
+    try:
+        page = open_page(chromium, service.url)
+        page.evaluate("() => rtofsMap.setStep(1)")
+        land(service.archive, map_sources / names.compose_name("prog", MAP_LATE_STEP))
+        page.wait_for_function(
+            f"() => rtofsMap.steps().length === {len(MAP_STEPS) + 1}", timeout=WAIT_MS
+        )
+        shown = page.evaluate("() => [rtofsMap.state.step, document.getElementById('step').value]")
+        page.close()
+    finally:
+        service.stop()
+
+    assert shown == [MAP_STEPS[1], "1"]
+
+
+def test_a_new_cycle_appears_in_the_cycle_select_and_is_followed(
+    chromium, map_sources, tmp_path, artifacts_dir
+):
+    from rtofs_lib.testing import sample
+
+    lat, lon = sample.make_grid(*sample.GRIDS["small"])
+    source = tmp_path / "src" / names.compose_name("prog", "n024")
+    next_day = sample.write_file(
+        source, "prog", NEXT_DATE, "n024", fields={"sst": map_sst(lat, lon, 9)}
+    )
+    service = DashboardServer(tmp_path, map_archive(tmp_path, map_sources)).start()
+    try:
+        page = open_page(chromium, service.url)
+        land(service.archive, next_day, date=NEXT_DATE)
+        page.wait_for_function(
+            f"() => document.body.dataset.date === '{NEXT_DATE}'"
+            " && document.body.dataset.tiles === 'loaded'",
+            timeout=WAIT_MS,
+        )
+        page.screenshot(path=str(artifacts_dir / "map-live-new-cycle.png"))
+        options = page.eval_on_selector_all("#day option", "os => os.map(o => o.value)")
+        shown = page.evaluate("() => [rtofsMap.state.step, rtofsMap.tileUrl()]")
+        page.close()
+    finally:
+        service.stop()
+
+    assert options == [NEXT_DATE, SAMPLE_DATE]  # latest first
+    assert shown[0] == "n024" and f"tiles/{NEXT_DATE}/n024/sst/" in shown[1]
 
 
 def test_the_page_and_vendored_leaflet_are_package_data():
