@@ -266,14 +266,31 @@
     clearTimeout(state.playTimer);
     if (on && !tiles.next) schedulePlay();
   }
+  function nextIndex() {
+    return (indexOf(state.date, state.step) + 1) % Math.max(1, stepsOf(state.date).length);
+  }
   function schedulePlay() {
     clearTimeout(state.playTimer);
+    prefetch(stepsOf(state.date)[nextIndex()]);
     var wait = Math.max(0, PLAY_MS - (performance.now() - state.requestedAt));
     state.playTimer = setTimeout(function () {
-      if (!state.playing) return;
-      var steps = stepsOf(state.date);
-      setStep((indexOf(state.date, state.step) + 1) % Math.max(1, steps.length));
+      if (state.playing) setStep(nextIndex());
     }, wait);
+  }
+  // While playing, the tiles in view of the next step are fetched during the current step's
+  // second (the tile URLs carry the file's version: the browser keeps them).
+  function prefetch(entry) {
+    var layer = tiles.shown;
+    if (!entry || !layer || entry.step === state.step) return;
+    var now = tiles.url, next = tileUrl(state.date, entry.step);
+    var head = now.slice(0, now.indexOf("{z}")), tail = now.slice(now.indexOf("{y}") + 3);
+    var nextHead = next.slice(0, next.indexOf("{z}")), nextTail = next.slice(next.indexOf("{y}") + 3);
+    var imgs = layer.getContainer() ? layer.getContainer().querySelectorAll("img") : [];
+    Array.prototype.forEach.call(imgs, function (img) {
+      var src = img.getAttribute("src") || "";
+      if (src.indexOf(head) !== 0) return;
+      new Image().src = nextHead + src.slice(head.length, src.length - tail.length) + nextTail;
+    });
   }
 
   // --- legend ---
