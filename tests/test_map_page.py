@@ -267,6 +267,21 @@ def test_the_colormap_select_recolours_tiles_and_legend(chromium, map_service):
     assert f"rgb{first}".replace(" ", "") in bar.replace(" ", "")
 
 
+def test_a_field_the_files_lack_shows_the_services_message(chromium, map_service):
+    page = open_page(chromium, map_service.url)  # prog files only: no ssh (a diag field)
+    page.select_option("#field", "ssh")
+    page.wait_for_selector("#tile-error:not([hidden])", timeout=WAIT_MS)
+    shown = page.inner_text("#tile-error")
+    src = page.eval_on_selector("#map img.leaflet-tile[src*='/ssh/']", "img => img.src")
+    page.select_option("#field", "sst")
+    page.wait_for_selector("#tile-error", state="hidden", timeout=WAIT_MS)
+    page.close()
+
+    reply = requests.get(src, timeout=30)
+    assert reply.status_code == 404
+    assert shown.strip() == reply.text.strip() and "ssh" in shown
+
+
 def test_a_click_shows_the_point_series(chromium, map_service, artifacts_dir):
     lon, lat = SEA
     page = open_page(chromium, map_service.url)

@@ -106,12 +106,22 @@
     }
     var layer = L.tileLayer(url, tileOptions());
     var self = this;
+    var failed = 0;
     document.body.dataset[this.name] = "loading";
+    // A tile the service refuses (a field the day's files lack, a damaged file) is blank:
+    // the service's message is shown instead.
+    layer.on("tileerror", function (e) {
+      if (failed++ || self.layer() !== layer) return;
+      fetch(e.tile.src).then(function (r) { return r.ok ? "" : r.text(); }).then(function (text) {
+        if (text && self.layer() === layer) tileError(text);
+      }).catch(function () {});
+    });
     layer.once("load", function () {
       if (self.next !== layer) return;
       if (self.shown) self.map.removeLayer(self.shown);
       self.shown = layer;
       self.next = null;
+      if (!failed) tileError("");
       document.body.dataset[self.name] = "loaded";
       if (self.onLoad) self.onLoad(url);
     });
@@ -120,6 +130,12 @@
     return true;
   };
   Tiles.prototype.layer = function () { return this.next || this.shown; };
+
+  function tileError(text) {
+    var el = $("tile-error");
+    el.textContent = text;
+    el.hidden = !text;
+  }
 
   function tileOptions() {
     var max = state.layers.max_zoom;
