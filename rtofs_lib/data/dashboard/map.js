@@ -44,6 +44,10 @@
   function validText(s) { return s ? s.slice(0, 10) + " " + s.slice(11, 16) + "Z" : "—"; }
   function shortTime(s) { return s.slice(5, 10) + " " + s.slice(11, 13) + "Z"; }
   function wrapLon(lon) { return ((((lon + 180) % 360) + 360) % 360) - 180; }
+  function latLon(lat, lon) {
+    return Math.abs(lat).toFixed(2) + "°" + (lat < 0 ? "S" : "N") + " " +
+      Math.abs(lon).toFixed(2) + "°" + (lon < 0 ? "W" : "E");
+  }
   function setStatus(text, error) {
     var el = $("status");
     el.textContent = text;
@@ -391,9 +395,12 @@
   function drawSeries(doc) {
     $("series-error").hidden = true;
     var c = doc.cell || {};
-    $("series-where").textContent = "Cell j " + c.j + ", i " + c.i + " at " + fmt(c.lon) + "°, " +
-      fmt(c.lat) + "° (clicked " + doc.lon.toFixed(2) + "°, " + doc.lat.toFixed(2) + "°) · from the " +
-      doc.source + " · " + doc.points.length + " points";
+    var e = stepEntry(state.date, state.step);
+    var now = e ? doc.points.filter(function (p) { return p.valid_time === e.valid_time; })[0] : null;
+    $("series-where").textContent = "Grid cell j " + c.j + ", i " + c.i + " at " +
+      latLon(c.lat, c.lon) + " (clicked " + latLon(doc.lat, doc.lon) + ") · from the " +
+      doc.source + " · " + doc.points.length + " points" +
+      (now ? " · " + e.step + ": " + fmt(now.value) + " " + (doc.units || "") : "");
     var W = 290, H = 190, left = 42, right = 8, top = 10, bottom = 34;
     var pts = doc.points.map(function (p) { return { t: Date.parse(p.valid_time), v: p.value, s: p.valid_time }; });
     var vals = pts.filter(function (p) { return p.v !== null && p.v !== undefined; })
@@ -422,7 +429,6 @@
       label(shortTime(pts[0].s), left, H - bottom + 14, "start");
       label(shortTime(pts[pts.length - 1].s), W - right, H - bottom + 14, "end");
     }
-    var e = stepEntry(state.date, state.step);
     if (e) {
       var tn = Date.parse(e.valid_time);
       if (tn >= t0 && tn <= t1) {
