@@ -9,6 +9,7 @@ Example ``/etc/rtofs/rtofs.toml``::
     archive = "/lustre/rtofs/archive"
     maps = "/lustre/rtofs/maps"
     cube = "/lustre/rtofs/cube"
+    dashboard_url = ""   # the hub's /services/maps/ (or http://127.0.0.1:8092/ off the hub)
     spark_master = "spark://hub:7077"
     spark_secret_file = "/etc/rtofs/spark.secret"
 """
@@ -81,6 +82,11 @@ class Settings:
     stream_trigger: str = "1s"
     #: Days kept by ``rtofs prune``.
     keep_days: int = 10
+    #: The dashboard service whose tiles the notebooks' :func:`~rtofs_lib.notebook.viewer.tile_map`
+    #: shows (a URL, or a path on the page's origin, ending in ``/``). "" = on the hub
+    #: (``JUPYTERHUB_SERVICE_PREFIX`` set) its ``maps`` service, ``/services/maps/`` under the
+    #: hub's base URL; elsewhere ``http://127.0.0.1:8092/`` (``rtofs dashboard serve``'s port).
+    dashboard_url: str = ""
 
 
 _PATH_KEYS = {"archive", "maps", "cube", "cache", "stream_checkpoint"}

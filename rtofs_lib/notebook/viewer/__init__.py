@@ -17,18 +17,26 @@ Modules, by job: :mod:`.state` (what is selected, plain Python), :mod:`.source` 
 decoded fields, read-ahead, grids, stored maps), :mod:`.images` (the PNG bytes shown),
 :mod:`.series` (a click → the point's time series) and :mod:`.view` (the widgets).
 
+:func:`tile_map` (:mod:`.tilemap`) is the dashboard's zoomable map in a notebook: an
+ipyleaflet ``Map`` of the dashboard service's native-resolution tiles (``/services/maps/`` on
+the hub, the ``dashboard_url`` setting), with a step slider and a click for a point's series.
+
 Examples
 --------
 >>> from rtofs_lib.notebook.viewer import viewer
 >>> v = viewer("~/rtofs/archive", date="20260708")  # doctest: +SKIP
 >>> v  # doctest: +SKIP
 >>> v.slider.value += 1; v.click_lonlat(-70.0, 38.0); v.series.values  # doctest: +SKIP
+>>> from rtofs_lib.notebook.viewer import tile_map
+>>> m = tile_map(field="sst", center=(-33.0, -75.0), zoom=5)  # doctest: +SKIP
+>>> m  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from .series import PointSeries
 from .state import COLORMAPS, CUSTOM, DIFF_SPAN, REGION_PRESETS
@@ -41,8 +49,22 @@ __all__ = [
     "REGION_PRESETS",
     "PointSeries",
     "SSTViewer",
+    "TileMap",
+    "dashboard_url",
+    "tile_map",
     "viewer",
 ]
+
+#: Exported from :mod:`.tilemap`, imported on first use (ipyleaflet loads its basemap list).
+_TILEMAP = ("TileMap", "dashboard_url", "tile_map")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TILEMAP:
+        from . import tilemap
+
+        return getattr(tilemap, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def viewer(
