@@ -958,3 +958,62 @@ def dashboard(tile_archive, tmp_path_factory):
         yield server.start()
     finally:
         server.stop()
+
+
+# --- the map page -------------------------------------------------------------------------------
+
+#: Steps of the map page's sample day, in forecast order; each step warms the ocean 1.5 °C.
+MAP_STEPS = ("n024", "f001", "f002", "f003")
+#: The step that lands while the page is open.
+MAP_LATE_STEP = "f004"
+#: A warm patch (30 °C at every step) in the open Pacific: lon, lat box.
+WARM_PATCH = (-150.0, -140.0, -10.0, 0.0)
+WARM_SST = 30.0
+
+
+def map_sst(lat: np.ndarray, lon: np.ndarray, k: int) -> np.ndarray:
+    """The map page's sst at step number ``k``: a latitude gradient, the warm patch, land NaN.
+
+    ``lat``/``lon``: the grid as written (fold row included), longitudes in any convention.
+    """
+    from rtofs_lib.testing.sample.land import land_mask
+
+    wrapped = (lon.astype("float64") + 180.0) % 360.0 - 180.0
+    sst = 24.0 * np.cos(np.deg2rad(lat.astype("float64"))) - 4.0 + 1.5 * k
+    w, e, s, n = WARM_PATCH
+    sst[(wrapped >= w) & (wrapped <= e) & (lat >= s) & (lat <= n)] = WARM_SST
+    sst[land_mask(*lat.shape)] = np.nan
+    return sst.astype("float32")
+
+
+@pytest.fixture(scope="session")
+def map_sources(tmp_path_factory) -> Path:
+    """Small-grid prog files of :data:`MAP_STEPS` and :data:`MAP_LATE_STEP` (sst: :func:`map_sst`),
+    in a folder outside any archive: land them with :func:`land`."""
+    from rtofs_lib.testing import sample
+
+    root = tmp_path_factory.mktemp("map-sources")
+    lat, lon = sample.make_grid(*sample.GRIDS["small"])
+    for k, step in enumerate((*MAP_STEPS, MAP_LATE_STEP)):
+        sample.write_file(root / names.compose_name("prog", step), "prog", SAMPLE_DATE, step,
+                          fields={"sst": map_sst(lat, lon, k)})  # fmt: skip
+    return root
+
+
+def map_archive(root: Path, sources: Path, steps: tuple[str, ...] = MAP_STEPS) -> Path:
+    """An archive under ``root`` with ``steps`` of :func:`map_sources` landed (as the crawler)."""
+    archive = root / "archive"
+    for step in steps:
+        land(archive, sources / names.compose_name("prog", step))
+    return archive
+
+
+@pytest.fixture(scope="module")
+def map_service(map_sources, tmp_path_factory):
+    """``rtofs dashboard serve`` over an archive of the map page's sample day (no cube)."""
+    root = tmp_path_factory.mktemp("map-service")
+    server = DashboardServer(root, map_archive(root, map_sources))
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -368,7 +368,8 @@ def html_page(days: Sequence[dict[str, Any]], *, title: str = "RTOFS maps") -> s
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>Global RTOFS forecasts. Page written {now:%Y-%m-%d %H:%M} UTC.</p>",
+        f"<p>Global RTOFS forecasts. Page written {now:%Y-%m-%d %H:%M} UTC."
+        ' <a href="./">Zoomable map</a> (through the dashboard service).</p>',
         '<p class="live" id="live-status">Static page: open it through the dashboard service'
         " for live updates.</p>",
         f'<nav class="days">Days: <span class="links">{nav or "none yet"}</span></nav>',
