@@ -167,7 +167,11 @@ def test_a_file_noaa_replaced_gets_new_tiles(tile_archive, tmp_path):
         old, v1 = s.tile(SAMPLE_DATE, "f001", "sst", 0, 0, 0)
         warmer = tmp_path / "rtofs_glo_2ds_f001_prog.nc"
         shutil.copyfile(day_file(tile_archive, SAMPLE_DATE, "f001"), warmer)
-        with netCDF4.Dataset(warmer, "a") as nc:
+        from xarray.backends.locks import HDF5_LOCK
+
+        # the lock the reader takes: the service reads the next step ahead in a thread,
+        # and HDF5 is not thread-safe (without it: a segfault in 2 of 3 runs)
+        with HDF5_LOCK, netCDF4.Dataset(warmer, "a") as nc:
             nc["sst"][:] = nc["sst"][:] + 3.0
         land(archive, warmer)
         new, v2 = s.tile(SAMPLE_DATE, "f001", "sst", 0, 0, 0)
