@@ -348,6 +348,27 @@ def test_panning_one_compared_map_moves_the_other(chromium, map_service):
     assert center == pytest.approx([-20, 100], abs=1e-6) and zoom == 4
 
 
+def test_a_link_to_the_page_opens_the_same_view(chromium, map_service):
+    page = open_page(chromium, map_service.url)
+    page.evaluate("() => { rtofsMap.setField('sss'); rtofsMap.setStep(1); }")
+    view(page, -20.0, -80.0, 3)
+    link = page.url
+    page.close()
+
+    again = open_page(chromium, link)
+    shown = again.evaluate(
+        "() => [rtofsMap.state.step, rtofsMap.state.field, rtofsMap.state.cmap,"
+        " rtofsMap.map.getZoom(), rtofsMap.map.getCenter().lat, rtofsMap.map.getCenter().lng]"
+    )
+    url = again.evaluate("() => rtofsMap.tileUrl()")
+    again.close()
+
+    assert "#" in link
+    assert shown[:4] == [MAP_STEPS[1], "sss", "haline", 3]
+    assert shown[4:] == pytest.approx([-20.0, -80.0], abs=0.01)
+    assert f"/{MAP_STEPS[1]}/sss/" in url
+
+
 def test_a_landed_file_appears_in_the_slider_without_reload(
     chromium, map_sources, tmp_path, artifacts_dir
 ):

@@ -199,6 +199,7 @@
     $("field").value = state.field || "";
     $("cmap").value = state.cmap || "";
     if (state.series) drawSeries(state.series);  // the dashed line follows the shown step
+    writeHash();
     $("label1").textContent = e ? e.step + " · " + validText(e.valid_time) : "";
     $("label1").hidden = !state.compare;
     if (state.compare) showCompare();
@@ -520,16 +521,21 @@
     doc.days = (doc.days || []).filter(function (d) { return d.steps && d.steps.length; });
     state.layers = doc;
     state.layersText = text;
+    var linked = null;
     if (first) {
       fillFields();
       map.setMaxZoom(doc.max_zoom + 3);
       state.field = "sst" in doc.fields ? "sst" : Object.keys(doc.fields)[0];
       state.cmap = doc.fields[state.field].cmap;
+      linked = readHash();
       loadLegend();
     }
     fillDays();
     if (!doc.days.length) {
       state.date = state.step = null;
+    } else if (linked && indexOf(linked.date, linked.step) >= 0) {
+      state.date = linked.date;
+      state.step = linked.step;
     } else if (follow || !dayOf(state.date)) {
       state.date = doc.days[0].date;
       state.step = lastStep(state.date);
@@ -541,6 +547,29 @@
     document.body.dataset.steps = stepsOf(state.date).length;
     document.body.dataset.days = doc.days.length;
   }
+  // --- the view in the address, #DATE/STEP/FIELD/CMAP/ZOOM/LAT/LON: a link opens the same map
+  // (without one, or with a step no longer listed, the latest step) ---
+  function readHash() {
+    var p = location.hash.replace(/^#/, "").split("/").map(decodeURIComponent);
+    if (p.length !== 7) return null;
+    var fields = state.layers.fields;
+    if (p[2] in fields) {
+      state.field = p[2];
+      state.cmap = (state.layers.cmaps || []).indexOf(p[3]) >= 0 ? p[3] : fields[p[2]].cmap;
+    }
+    var z = Number(p[4]), lat = Number(p[5]), lon = Number(p[6]);
+    if (isFinite(z) && isFinite(lat) && isFinite(lon)) map.setView([lat, lon], z, { animate: false });
+    return { date: p[0], step: p[1] };
+  }
+  function writeHash() {
+    if (!state.date) return;
+    var c = map.getCenter();
+    var parts = [state.date, state.step, state.field, state.cmap, map.getZoom(),
+      c.lat.toFixed(3), wrapLon(c.lng).toFixed(3)];
+    history.replaceState(null, "", "#" + parts.map(encodeURIComponent).join("/"));
+  }
+  map.on("moveend", writeHash);
+
   function poll() {
     fetch("api/layers.json", { cache: "no-store" }).then(function (r) {
       if (!r.ok) throw new Error("api/layers.json: HTTP " + r.status);
