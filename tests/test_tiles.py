@@ -190,6 +190,23 @@ def test_a_steps_tile_reads_the_next_steps_field_ahead(tile_archive, tmp_path):
         s.close()
 
 
+def test_a_viewports_tiles_asked_at_once_read_their_field_once(tile_archive, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = TileService(tile_archive, cache_dir=tmp_path / "cache")
+    try:
+        s.tile(SAMPLE_DATE, "f001", "sst", 0, 0, 0)  # the grid and its index, once
+        s._ahead.submit(lambda: None).result()
+        misses = s.source.cache.misses
+        wanted = [(z, x, y) for z in (0, 1) for x in range(1 << z) for y in range(1 << z)]
+        with ThreadPoolExecutor(len(wanted)) as pool:  # f003: the last step, nothing ahead
+            pngs = list(pool.map(lambda t: s.tile(SAMPLE_DATE, "f003", "sst", *t)[0], wanted))
+        assert all(p.startswith(b"\x89PNG") for p in pngs)
+        assert s.source.cache.misses == misses + 1
+    finally:
+        s.close()
+
+
 def test_a_tile_cache_it_cannot_write_leaves_tiles_in_memory(tile_archive, tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

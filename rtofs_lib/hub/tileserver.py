@@ -300,12 +300,28 @@ class TileService:
         return png, version
 
     def _values(self, path: Path, field: str) -> np.ndarray:
-        """The field of ``path``: from memory, a read ahead under way, or read now."""
+        """The field of ``path``: from memory, a read under way (ahead, or for another tile of
+        the viewport: a step's 20 tiles ask at once), or read now, once."""
+        key = self.source.key(path, field, None)
         with self._lock:
-            ahead = self._loading.get(self.source.key(path, field, None))
-        if ahead is not None:
-            return ahead.result().values
-        return self.source.field(path, field, None).values
+            reading = self._loading.get(key)
+            mine = reading is None and self.source.cache.peek(key) is None
+            if mine:
+                reading = self._loading[key] = Future()
+        if reading is None:
+            return self.source.field(path, field, None).values
+        if not mine:
+            return reading.result().values
+        try:
+            found = self.source.field(path, field, None)
+            reading.set_result(found)
+            return found.values
+        except BaseException as e:
+            reading.set_exception(e)
+            raise
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
 
     def _read_ahead(self, date: str, step: str, field: str) -> None:
         """Read the next step's field in a background thread (the slider and play go forward).
