@@ -9,21 +9,14 @@ it, moves the step slider with the keyboard, and the screenshots (kept under
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from conftest import CHROMIUM, CHROMIUM_ARGS
+from conftest import CHROMIUM, CHROMIUM_ARGS, jupyterlab_at
 from PIL import Image
-
-from rtofs_lib.testing.cluster import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,44 +29,10 @@ def jupyterlab(kernel_env, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     shutil.copy(REPO / "example_notebooks" / "02_sst_viewer.ipynb", root)
-    port, token = free_port(), secrets.token_hex(16)
-    log = (tmp_path / "jupyterlab.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-            f"--port={port}", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            *(["--allow-root"] if os.geteuid() == 0 else []),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                r = requests.get(f"{url}/api/status", params={"token": token}, timeout=2)
-                if r.ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"JupyterLab did not start:\n{(tmp_path / 'jupyterlab.log').read_text()}"
-                )
-            time.sleep(0.5)
+    with jupyterlab_at(root, tmp_path / "jupyterlab.log") as (url, token):
         # token auth is on: without it the API refuses
         assert requests.get(f"{url}/api/status", timeout=5).status_code == 403
         yield url, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def map_crop(png: bytes) -> np.ndarray:

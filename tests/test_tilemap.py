@@ -13,7 +13,7 @@ import io
 import ipyleaflet
 import pytest
 import requests
-from conftest import SAMPLE_DATE
+from conftest import SAMPLE_DATE, jupyterlab_at
 from PIL import Image
 
 from rtofs_lib import config
@@ -147,15 +147,8 @@ def test_the_layers_url_fetches_a_tile_from_the_service(dashboard, tile_archive,
 def lab_with_tile_map(kernel_env, tmp_path, dashboard, tile_archive):
     """JupyterLab on loopback (token auth) with a notebook whose map's tiles come from
     ``dashboard``; yields (notebook URL, dashboard)."""
-    import os
-    import secrets
-    import subprocess
-    import sys
-    import time
 
     import nbformat
-
-    from rtofs_lib.testing.cluster import free_port
 
     root = tmp_path / "root"
     root.mkdir()
@@ -171,37 +164,8 @@ def lab_with_tile_map(kernel_env, tmp_path, dashboard, tile_archive):
     nb.metadata["kernelspec"] = {"name": "rtofs", "display_name": "RTOFS (PySpark)",
                                  "language": "python"}  # fmt: skip
     nbformat.write(nb, root / "tiles.ipynb")
-    port, token = free_port(), secrets.token_hex(16)
-    log = (tmp_path / "jupyterlab.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/api/status", params={"token": token}, timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"JupyterLab did not start:\n{(tmp_path / 'jupyterlab.log').read_text()}"
-                )
-            time.sleep(0.5)
+    with jupyterlab_at(root, tmp_path / "jupyterlab.log") as (url, token):
         yield f"{url}/lab/tree/tiles.ipynb?token={token}", dashboard
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 LOADED_TILES = """([base, step]) => [...document.querySelectorAll('img.leaflet-tile-loaded')]

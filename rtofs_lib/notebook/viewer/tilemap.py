@@ -305,9 +305,20 @@ def tile_map(
 
     Examples
     --------
-    >>> m = tile_map(field="sst", center=(-33.0, -75.0), zoom=5)  # doctest: +SKIP
-    >>> m  # doctest: +SKIP
-    >>> m.slider.value = "f012"; m.click_lonlat(-75.0, -33.0)  # doctest: +SKIP
+    In a notebook, ``m = tile_map(field="sst", center=(-33.0, -75.0), zoom=5)`` and ``m``
+    shows it. Here, over a sample day:
+
+    >>> import tempfile
+    >>> from rtofs_lib.testing import sample
+    >>> root = tempfile.mkdtemp()
+    >>> _ = sample.write_sample(root + "/archive", "20260708", steps="n024,f001", grid="small")
+    >>> m = tile_map(archive=root + "/archive", cube=root + "/cube", cache_dir=root + "/cache",
+    ...              url="http://127.0.0.1:8092/", center=(-33.0, -75.0), zoom=5)
+    >>> m.slider.value, m.zoom
+    ('f001', 5.0)
+    >>> m.click_lonlat(-75.0, -33.0)["cell"]["j"] > 0
+    True
+    >>> m.close()
     """
     from rtofs_lib import config
 
