@@ -387,6 +387,36 @@ def test_dashboard_tiles_and_series_need_the_hub_login(hub_site):
     assert series.status_code == 200 and len(series.json()["points"]) == 1
 
 
+def test_the_map_behind_the_hub_login_draws_its_tiles_in_a_browser(
+    hub_site, chromium, artifacts_dir
+):
+    """Log in through the hub's form, open the dashboard: the service's OAuth, the page's
+    script's requests (JupyterHub wants the "_xsrf" cookie back as a header on them), the
+    tiles, and a click's series."""
+    page = chromium.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    try:
+        page.goto(f"{hub_site.url}/hub/login")
+        page.fill("input[name=username]", "rttalice")
+        page.fill("input[name=password]", hub_site.passwords["rttalice"])
+        with page.expect_navigation(timeout=60_000):
+            page.click("[type=submit]")  # the hub's login cookie is set by this response
+        page.goto(f"{hub_site.url}/services/maps/")
+        page.wait_for_function("() => document.body.dataset.tiles === 'loaded'", timeout=60_000)
+        loaded = page.evaluate(
+            "() => [...document.querySelectorAll('img.leaflet-tile-loaded')]"
+            ".filter(i => i.naturalWidth === 256 && i.src.includes('/services/maps/tiles/')).length"
+        )
+        assert loaded > 0 and page.url.startswith(f"{hub_site.url}/services/maps/")
+        page.evaluate("() => rtofsMap.clickAt(0, -30)")
+        page.wait_for_function(
+            "() => ['drawn', 'error'].includes(document.body.dataset.series)", timeout=60_000
+        )
+        assert page.evaluate("() => document.body.dataset.series") == "drawn"
+        page.screenshot(path=str(artifacts_dir / "hub-map.png"))
+    finally:
+        page.context.close()
+
+
 def test_dashboard_gives_a_rewritten_index_json_a_new_etag(hub_site):
     """The live page polls index.json with If-None-Match: a rewrite must not answer 304."""
     from rtofs_lib import atomic

@@ -147,6 +147,7 @@ def _map_handlers() -> dict[str, type]:  # noqa: C901 - one small class per rout
 
     class MapPage(web.RequestHandler):
         def get(self) -> None:
+            self.xsrf_token  # noqa: B018 - sets the "_xsrf" cookie the page's script sends back
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.set_header("Cache-Control", "no-cache")
             self.finish((STATIC / "map.html").read_bytes())

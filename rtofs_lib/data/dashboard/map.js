@@ -19,6 +19,20 @@
   var POLL_MS = 2000;
   var PLAY_MS = 1000;
 
+  // Behind the hub's login a script's request (not a page load, not an image) must carry the
+  // service's "_xsrf" cookie back as a header, or JupyterHub's auth ignores the login cookie.
+  function xsrf() {
+    var m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+
+  function api(url, options) {
+    var opts = Object.assign({ credentials: "same-origin" }, options || {});
+    var token = xsrf();
+    if (token) opts.headers = Object.assign({ "X-XSRFToken": token }, opts.headers || {});
+    return fetch(url, opts);
+  }
+
   var state = {
     layers: null, layersText: null,
     date: null, step: null, field: null, cmap: null,
@@ -116,7 +130,7 @@
     // the service's message is shown instead.
     layer.on("tileerror", function (e) {
       if (failed++ || self.layer() !== layer) return;
-      fetch(e.tile.src).then(function (r) { return r.ok ? "" : r.text(); }).then(function (text) {
+      api(e.tile.src).then(function (r) { return r.ok ? "" : r.text(); }).then(function (text) {
         if (text && self.layer() === layer) tileError(text);
       }).catch(function () {});
     });
@@ -320,7 +334,7 @@
     var key = state.field + "|" + state.cmap;
     var got = palettes[key]
       ? Promise.resolve(palettes[key])
-      : fetch("api/palette/" + encodeURIComponent(state.field) + ".json?cmap=" +
+      : api("api/palette/" + encodeURIComponent(state.field) + ".json?cmap=" +
               encodeURIComponent(state.cmap)).then(function (r) {
         if (!r.ok) throw new Error("palette " + key + ": HTTP " + r.status);
         return r.json();
@@ -364,7 +378,7 @@
     $("series-hint").hidden = true;
     $("series-where").textContent = "Loading the series at " + p.lon.toFixed(2) + "°, " + p.lat.toFixed(2) + "°…";
     document.body.dataset.series = "loading";
-    fetch(url).then(function (r) {
+    api(url).then(function (r) {
       return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; },
         function () { return { ok: false, status: r.status, body: {} }; });
     }).then(function (res) {
@@ -571,7 +585,7 @@
   map.on("moveend", writeHash);
 
   function poll() {
-    fetch("api/layers.json", { cache: "no-store" }).then(function (r) {
+    api("api/layers.json", { cache: "no-store" }).then(function (r) {
       if (!r.ok) throw new Error("api/layers.json: HTTP " + r.status);
       return r.text();
     }).then(function (text) {
