@@ -773,6 +773,25 @@ def chromium():
             browser.close()
 
 
+def wait_for_http(
+    url: str, proc: subprocess.Popen, log_path: Path, what: str, timeout: float = 120, **params: str
+) -> None:
+    """Wait until ``url`` answers 200 (``params``: its query); fail with the log if ``proc``
+    exits first or ``timeout`` s pass."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, params=params, timeout=5).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def jupyterlab_at(root: Path, log_path: Path) -> Iterator[tuple[str, str]]:
     """JupyterLab on 127.0.0.1 serving ``root`` with token auth; yields (base URL, token).
@@ -781,8 +800,6 @@ def jupyterlab_at(root: Path, log_path: Path) -> Iterator[tuple[str, str]]:
     (the ``kernel_env`` fixture installs the RTOFS kernel).
     """
     import secrets
-
-    import requests
 
     from rtofs_lib.testing.cluster import free_port
 
@@ -801,16 +818,7 @@ def jupyterlab_at(root: Path, log_path: Path) -> Iterator[tuple[str, str]]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/api/status", params={"token": token}, timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{log_path.read_text()}")
-            time.sleep(0.5)
+        wait_for_http(f"{url}/api/status", proc, log_path, "JupyterLab", token=token)
         yield url, token
     finally:
         proc.terminate()
@@ -954,25 +962,19 @@ class DashboardServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> DashboardServer:
-        import requests
-
         cmd = [sys.executable, "-m", "rtofs_lib", "dashboard", "serve", "--port", str(self.port),
                "--maps", str(self.maps), "--archive", str(self.archive),
                "--cache", str(self.cache), "--tile-cache", str(self.tiles),
                "--cube", str(self.cube or self.root / "no-cube")]  # fmt: skip
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(self.url + "api/layers.json", timeout=5).ok:
-                    return self
-            except requests.ConnectionError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the dashboard did not start: {self.log.read_text()}")
-            time.sleep(0.1)
+        try:
+            wait_for_http(self.url + "api/layers.json", self.proc, self.log, "the dashboard",
+                          timeout)  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import SAMPLE_DATE
+from conftest import SAMPLE_DATE, wait_for_http
 
 from rtofs_lib import atomic
 from rtofs_lib.fetch import names
@@ -144,16 +144,7 @@ def served(maps, tmp_path):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(url + "days.json", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the dashboard did not start: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
+        wait_for_http(url + "days.json", proc, tmp_path / "server.log", "the dashboard", 30)
         yield url
     finally:
         proc.terminate()
