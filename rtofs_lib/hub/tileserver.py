@@ -51,6 +51,7 @@ from rtofs_lib.fields.grid import LRU, Grid
 from rtofs_lib.maps import tiles
 from rtofs_lib.maps.colors import LAND_RGB, N_COLORS, _colormap_rgb
 from rtofs_lib.maps.styles import FIELDS, FieldStyle
+from rtofs_lib.notebook.viewer.source import FieldSource, day_steps
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,6 @@ class TileService:
         field_cache_mb: int = 1024,
         tile_memory_mb: int = 128,
     ) -> None:
-        from rtofs_lib.notebook.viewer.source import FieldSource
-
         self.archive = Path(archive)
         self.cube = Path(cube) if cube is not None else None
         self.cache_dir = Path(cache_dir)
@@ -162,10 +161,8 @@ class TileService:
         days = []
         for day in catalog.list_days(self.archive)[::-1][:SHOWN_DAYS]:
             date = f"{day:%Y%m%d}"
-            files = {names.parse_name(p.name).step: p for p in catalog.day_files(self.archive, day)}
-            if "n024" in files:  # f000 is valid at the same time as n024
-                files.pop("f000", None)
             steps = []
+            files = day_steps(self.archive, day)
             for step, path in files.items():
                 try:
                     version = _version(path)
@@ -392,14 +389,14 @@ class TileService:
         self._style(field)
         if not -90.0 <= lat <= 90.0:
             raise NotFound(f"latitude {lat:g} is outside -90 … 90")
-        layers = self.layers()
-        days = {d["date"]: d for d in layers["days"]}
+        days = [f"{d:%Y%m%d}" for d in catalog.list_days(self.archive)[::-1]]
+        days = [d for d in days if day_steps(self.archive, d)]
         if not days:
             raise NotFound("the archive holds no files yet")
-        date = date or layers["days"][0]["date"]
+        date = date or days[0]
         if date not in days:
             raise NotFound(f"no files of {date} in the archive; days: {', '.join(days)}")
-        files = {s["step"]: self._file(date, s["step"], field) for s in days[date]["steps"]}
+        files = {step: self._file(date, step, field) for step in day_steps(self.archive, date)}
         path = next(iter(files.values()))
         grid = self._grid(path)
         index = tiles.tile_index(grid)

@@ -40,7 +40,18 @@ from rtofs_lib.fields.grid import Grid
 from rtofs_lib.maps import render
 from rtofs_lib.maps.styles import FIELDS, FieldStyle
 
-__all__ = ["FieldSource"]
+__all__ = ["FieldSource", "day_steps"]
+
+
+def day_steps(archive: str | Path, date: str | dt.date, product: str = "prog") -> dict[str, Path]:
+    """Step → file of ``product`` on ``date`` in the archive, in slider order, listed now
+    (``f000`` left out when ``n024``, valid at the same time, is there)."""
+    found: dict[str, Path] = {}
+    for p in catalog.day_files(archive, date, product):
+        found.setdefault(names.parse_name(p.name).step, p)
+    if "n024" in found:
+        found.pop("f000", None)
+    return found
 
 
 @dataclass(frozen=True)
@@ -243,12 +254,7 @@ class FieldSource:
         """Step → file of ``product`` on ``date``, in slider order (listed once per day)."""
         key = (date, product)
         if key not in self._files:
-            found: dict[str, Path] = {}
-            for p in catalog.day_files(self.archive, date, product):
-                found.setdefault(names.parse_name(p.name).step, p)
-            if "n024" in found:  # f000 is valid at the same time as n024
-                found.pop("f000", None)
-            self._files[key] = found
+            self._files[key] = day_steps(self.archive, date, product)
         return self._files[key]
 
     def key(self, path: Path, field: str, depth: float | None) -> tuple:
