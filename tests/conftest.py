@@ -773,6 +773,28 @@ def chromium():
             browser.close()
 
 
+def run_all_cells(page, notebook_url: str, kernel: str = "RTOFS (PySpark)") -> None:
+    """Open ``notebook_url`` in JupyterLab on the Playwright ``page``, wait until its kernel
+    (``kernel``, the display name) is up, then Run > Run All Cells, as a researcher does."""
+    page.goto(notebook_url)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_selector(f".jp-NotebookPanel-toolbar >> text={kernel}", timeout=120_000)
+    # the kernel connected and idle (cells run before that may be dropped)
+    page.wait_for_selector(
+        ".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status=idle]",
+        timeout=120_000,
+    )
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+
+
+#: JavaScript counting the loaded 256-px Leaflet tiles of ``step`` whose URLs start with
+#: ``base`` (``page.wait_for_function(LOADED_TILES + " > 0", arg=[base, step])``).
+LOADED_TILES = """([base, step]) => [...document.querySelectorAll('img.leaflet-tile-loaded')]
+    .filter(el => el.src.startsWith(base) && el.src.includes('/' + step + '/')
+                  && el.naturalWidth === 256).length"""
+
+
 def wait_for_http(
     url: str, proc: subprocess.Popen, log_path: Path, what: str, timeout: float = 120, **params: str
 ) -> None:

@@ -219,8 +219,9 @@ def remove_users(users: dict[str, list[str]] | None = None) -> None:
         subprocess.run(["groupdel", g], capture_output=True)
 
 
-def make_user_env(target: Path) -> Path:
-    """Build a world-readable Python environment that runs the project's code (see module doc)."""
+def make_user_env(target: Path, archive: Path, cube: Path) -> Path:
+    """Build a world-readable Python environment that runs the project's code (see module doc);
+    its kernel's settings name the site's ``archive`` and ``cube``, as the rtofs role's do."""
     subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(target)], check=True)
     site = REPO / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     site = site / "site-packages"
@@ -240,7 +241,10 @@ def make_user_env(target: Path) -> Path:
     scratch.mkdir(mode=0o1777)
     scratch.chmod(0o1777)
     settings = target / "rtofs.toml"
-    settings.write_text(f'spark_master = "local[2]"\nspark_local_dir = "{scratch}"\n')
+    settings.write_text(
+        f'spark_master = "local[2]"\nspark_local_dir = "{scratch}"\n'
+        f'archive = "{archive}"\ncube = "{cube}"\n'
+    )
     settings.chmod(0o644)
     kernel.install(prefix=target, python=str(target / "bin" / "python"), config=settings)
     for script in ("rtofs-singleuser", "jupyterhub-singleuser", "batchspawner-singleuser"):
@@ -271,6 +275,15 @@ def login(site: HubSite, user: str, password: str | None = None) -> requests.Ses
     )
     s.last = r  # type: ignore[attr-defined]
     return s
+
+
+def browser_login(page, site: HubSite, user: str) -> None:
+    """Log ``user`` in through the hub's login form on the Playwright ``page``."""
+    page.goto(f"{site.url}/hub/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", site.passwords[user])
+    with page.expect_navigation(timeout=60_000):
+        page.click("[type=submit]")  # the hub's login cookie is set by this response
 
 
 def xsrf(s: requests.Session) -> str:
@@ -438,12 +451,12 @@ def start_site(
         base / "slurm", cpus=max(8, len(users)), memory_mb=max(16000, 2100 * len(users))
     )
     passwords = create_users(users)
-    user_env = make_user_env(base / "userenv")
     maps = base / "maps"
     maps.mkdir()
     (maps / "index.html").write_text("<html><body><h1>RTOFS test maps</h1></body></html>")
     archive = base / "archive"  # one small file for the dashboard's tiles
     sample.write_sample(archive, "20260708", steps="f001", grid="small")
+    user_env = make_user_env(base / "userenv", archive, base / "cube")
     state = base / "state"
     public, hub_port, api_port, dash_port = (free_port() for _ in range(4))
     settings = write_settings(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import CHROMIUM, CHROMIUM_ARGS, jupyterlab_at
+from conftest import CHROMIUM, CHROMIUM_ARGS, jupyterlab_at, run_all_cells
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,14 +52,7 @@ def test_viewer_notebook_shows_a_map_that_changes_with_the_slider(jupyterlab, ar
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.goto(f"{url}/lab/tree/02_sst_viewer.ipynb?token={token}")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-            # the notebook names the RTOFS kernel: wait until it is up and idle
-            page.wait_for_selector(
-                ".jp-NotebookPanel-toolbar >> text=RTOFS (PySpark)", timeout=120_000
-            )
-            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            run_all_cells(page, f"{url}/lab/tree/02_sst_viewer.ipynb?token={token}")
             viewer = page.locator(".rtofs-viewer")
             viewer.wait_for(timeout=240_000)
             image = viewer.locator("img").first

@@ -8,13 +8,14 @@ HTTP to the proxy as a browser does. Settings and secrets checks at the top need
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-from hubsite import NotebookKernel, login, server_pid, spawn, wait_for, xsrf
+from hubsite import NotebookKernel, browser_login, login, server_pid, spawn, wait_for, xsrf
 
 from rtofs_lib.errors import ConfigError
 from rtofs_lib.hub import settings as hub_settings
@@ -395,11 +396,7 @@ def test_the_map_behind_the_hub_login_draws_its_tiles_in_a_browser(
     tiles, and a click's series."""
     page = chromium.new_context(viewport={"width": 1280, "height": 800}).new_page()
     try:
-        page.goto(f"{hub_site.url}/hub/login")
-        page.fill("input[name=username]", "rttalice")
-        page.fill("input[name=password]", hub_site.passwords["rttalice"])
-        with page.expect_navigation(timeout=60_000):
-            page.click("[type=submit]")  # the hub's login cookie is set by this response
+        browser_login(page, hub_site, "rttalice")
         page.goto(f"{hub_site.url}/services/maps/")
         page.wait_for_function("() => document.body.dataset.tiles === 'loaded'", timeout=60_000)
         loaded = page.evaluate(
@@ -415,6 +412,50 @@ def test_the_map_behind_the_hub_login_draws_its_tiles_in_a_browser(
         page.screenshot(path=str(artifacts_dir / "hub-map.png"))
     finally:
         page.context.close()
+
+
+def test_the_tile_map_in_a_researchers_jupyterlab_draws_the_services_tiles(
+    hub_site, alice_server, chromium, artifacts_dir
+):
+    """In her Slurm-spawned JupyterLab, ``tile_map()`` with the site's settings only: the
+    browser, logged in at the hub but never on the dashboard, gets the tiles from
+    ``/services/maps/`` (the service's OAuth through the tiles' own redirects), and a click
+    shows the point's series computed in her kernel."""
+    import nbformat
+    from conftest import LOADED_TILES, run_all_cells
+
+    home = Path("~rttalice").expanduser()
+    notebook = home / "tile_map.ipynb"
+    cell = (
+        "from rtofs_lib.notebook.viewer import tile_map\n\n"
+        "m = tile_map(center=(0.0, -30.0), zoom=2)\nm"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    nb.metadata["kernelspec"] = {"name": "rtofs", "display_name": "RTOFS (PySpark)",
+                                 "language": "python"}  # fmt: skip
+    nbformat.write(nb, notebook)
+    shutil.chown(notebook, "rttalice")
+    tiles = "/services/maps/tiles/"
+    page = chromium.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    try:
+        browser_login(page, hub_site, "rttalice")
+        run_all_cells(page, f"{hub_site.url}/user/rttalice/lab/tree/tile_map.ipynb")
+        page.wait_for_selector(".leaflet-container", timeout=240_000)
+        page.wait_for_function(LOADED_TILES + " > 0", arg=[f"{hub_site.url}{tiles}", "f001"],
+                               timeout=120_000)  # fmt: skip
+        page.wait_for_timeout(500)  # Leaflet fades tiles in
+        page.locator(".leaflet-container").screenshot(path=str(artifacts_dir / "hub-tilemap.png"))
+        box = page.locator(".leaflet-container").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # 0°, 30°W
+        page.wait_for_function(
+            "() => document.querySelector('.rtofs-tilemap-series').naturalWidth > 0",
+            timeout=120_000,
+        )
+        text = page.locator(".leaflet-container").inner_text()
+        assert "grid j=" in text
+    finally:
+        page.context.close()
+        notebook.unlink()
 
 
 def test_dashboard_gives_a_rewritten_index_json_a_new_etag(hub_site):

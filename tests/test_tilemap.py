@@ -13,7 +13,7 @@ import io
 import ipyleaflet
 import pytest
 import requests
-from conftest import SAMPLE_DATE, jupyterlab_at
+from conftest import LOADED_TILES, SAMPLE_DATE, jupyterlab_at, run_all_cells
 from PIL import Image
 
 from rtofs_lib import config
@@ -168,11 +168,6 @@ def lab_with_tile_map(kernel_env, tmp_path, dashboard, tile_archive):
         yield f"{url}/lab/tree/tiles.ipynb?token={token}", dashboard
 
 
-LOADED_TILES = """([base, step]) => [...document.querySelectorAll('img.leaflet-tile-loaded')]
-    .filter(el => el.src.startsWith(base) && el.src.includes('/' + step + '/')
-                  && el.naturalWidth === 256).length"""
-
-
 @pytest.mark.slow
 @pytest.mark.network
 def test_the_map_in_jupyterlab_draws_the_services_tiles_steps_and_clicks(
@@ -191,11 +186,7 @@ def test_the_map_in_jupyterlab_draws_the_services_tiles_steps_and_clicks(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.on("request", lambda r: requested.append(r.url))
-            page.goto(notebook)
-            page.wait_for_selector(".jp-NotebookPanel-toolbar >> text=RTOFS (PySpark)",
-                                   timeout=120_000)  # fmt: skip
-            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            run_all_cells(page, notebook)
             page.wait_for_selector(".leaflet-container", timeout=240_000)
             page.wait_for_function(LOADED_TILES + " > 0", arg=[dashboard.url, "f003"],
                                    timeout=120_000)  # fmt: skip

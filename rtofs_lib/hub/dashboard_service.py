@@ -1,7 +1,7 @@
 """The maps dashboard as a JupyterHub service: the zoomable map, its tiles, the gallery.
 
 Under the service prefix (``/services/maps/``), only to users the hub has logged in
-(HubOAuth; anonymous requests are sent to the hub's login page):
+(HubOAuth, :mod:`.oauth`; anonymous requests are sent to the hub's login page):
 
 ==============================================  ===============================================
 ``<prefix>``                                    the map (``data/dashboard/map.html``)
@@ -157,7 +157,7 @@ def _map_handlers() -> dict[str, type]:  # noqa: C901 - one small class per rout
 
 
 def _with_login(cls: type, auth: type) -> type:
-    """``cls`` for logged-in hub users only (``auth``: HubOAuthenticated)."""
+    """``cls`` for logged-in hub users only (``auth``: :class:`.oauth.MapsAuthenticated`)."""
     from tornado import web
 
     return type(cls.__name__, (auth, cls), {"get": web.authenticated(cls.get), "private": True})
@@ -184,12 +184,13 @@ def _tile_handlers(prefix: str, service: TileService | None, auth: type | None) 
 
 def make_app(root: Path, prefix: str, service: TileService | None = None):
     """Return the tornado application serving ``root`` (and the map of ``service``) under
-    ``prefix`` behind HubOAuth."""
-    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+    ``prefix`` behind the hub's login (:mod:`.oauth`)."""
     from jupyterhub.utils import url_path_join
     from tornado import web
 
-    class MapsHandler(HubOAuthenticated, static_handler_class()):
+    from rtofs_lib.hub.oauth import MapsAuthenticated, MapsOAuthCallback
+
+    class MapsHandler(MapsAuthenticated, static_handler_class()):
         """Static files, for logged-in hub users only."""
 
         @web.authenticated
@@ -202,8 +203,8 @@ def make_app(root: Path, prefix: str, service: TileService | None = None):
 
     return web.Application(
         [
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-            *_tile_handlers(prefix, service, HubOAuthenticated),
+            (url_path_join(prefix, "oauth_callback"), MapsOAuthCallback),
+            *_tile_handlers(prefix, service, MapsAuthenticated),
             (
                 prefix + r"(.*)",
                 MapsHandler,

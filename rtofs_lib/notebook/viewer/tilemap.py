@@ -12,7 +12,8 @@ the hub that is the relative ``/services/maps/`` (same origin as JupyterLab, so 
 hub login cookie opens it, no token in any URL); on one machine ``rtofs dashboard serve``'s
 ``http://127.0.0.1:8092/``; the ``dashboard_url`` setting overrides both. (A browser that has
 not opened the dashboard yet gets the service's login cookie through the first tiles' redirects
-to the hub: the service's OAuth asks no confirmation.)
+to the hub: the service's OAuth asks no confirmation, and the many flows those tiles start at
+once each complete, see :mod:`rtofs_lib.hub.oauth`.)
 
 The **kernel** never calls the service over HTTP: from inside a notebook server the service
 would need the hub's API token and the hub's internal address. It builds its own
