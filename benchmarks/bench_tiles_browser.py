@@ -31,7 +31,7 @@ from pathlib import Path
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen: 24 to 35 tiles
+VIEWPORT = {"width": 1600, "height": 900}  # the map 1280 px beside the panel: 24 tiles
 #: The view the step changes are timed in: the Gulf Stream at zoom 4 (about 20 tiles).
 CENTER, ZOOM = (38.0, -55.0), 4
 #: Ocean points clicked for the series (lat, lon): Atlantic, Pacific, Indian, Southern Ocean.
