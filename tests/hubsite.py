@@ -221,7 +221,7 @@ def remove_users(users: dict[str, list[str]] | None = None) -> None:
 
 def make_user_env(target: Path, archive: Path, cube: Path) -> Path:
     """Build a world-readable Python environment that runs the project's code (see module doc);
-    its kernel's settings name the site's ``archive`` and ``cube``, as the rtofs role's do."""
+    its kernel's settings name the site's ``archive`` and ``cube``, as rtofs_config's do."""
     subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(target)], check=True)
     site = REPO / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     site = site / "site-packages"
