@@ -773,6 +773,17 @@ def chromium():
             browser.close()
 
 
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    """Write a notebook of code ``cells`` for the RTOFS kernel to ``path``; return ``path``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "rtofs", "display_name": "RTOFS (PySpark)",
+                                 "language": "python"}  # fmt: skip
+    nbformat.write(nb, path)
+    return path
+
+
 def run_all_cells(page, notebook_url: str, kernel: str = "RTOFS (PySpark)") -> None:
     """Open ``notebook_url`` in JupyterLab on the Playwright ``page``, wait until its kernel
     (``kernel``, the display name) is up, then Run > Run All Cells, as a researcher does."""

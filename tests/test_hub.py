@@ -421,19 +421,13 @@ def test_the_tile_map_in_a_researchers_jupyterlab_draws_the_services_tiles(
     browser, logged in at the hub but never on the dashboard, gets the tiles from
     ``/services/maps/`` (the service's OAuth through the tiles' own redirects), and a click
     shows the point's series computed in her kernel."""
-    import nbformat
-    from conftest import LOADED_TILES, run_all_cells
+    from conftest import LOADED_TILES, run_all_cells, write_notebook
 
-    home = Path("~rttalice").expanduser()
-    notebook = home / "tile_map.ipynb"
     cell = (
         "from rtofs_lib.notebook.viewer import tile_map\n\n"
         "m = tile_map(center=(0.0, -30.0), zoom=2)\nm"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
-    nb.metadata["kernelspec"] = {"name": "rtofs", "display_name": "RTOFS (PySpark)",
-                                 "language": "python"}  # fmt: skip
-    nbformat.write(nb, notebook)
+    notebook = write_notebook(Path("~rttalice/tile_map.ipynb").expanduser(), [cell])
     shutil.chown(notebook, "rttalice")
     tiles = "/services/maps/tiles/"
     page = chromium.new_context(viewport={"width": 1400, "height": 1100}).new_page()

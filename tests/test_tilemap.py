@@ -13,7 +13,7 @@ import io
 import ipyleaflet
 import pytest
 import requests
-from conftest import LOADED_TILES, SAMPLE_DATE, jupyterlab_at, run_all_cells
+from conftest import LOADED_TILES, SAMPLE_DATE, jupyterlab_at, run_all_cells, write_notebook
 from PIL import Image
 
 from rtofs_lib import config
@@ -147,9 +147,6 @@ def test_the_layers_url_fetches_a_tile_from_the_service(dashboard, tile_archive,
 def lab_with_tile_map(kernel_env, tmp_path, dashboard, tile_archive):
     """JupyterLab on loopback (token auth) with a notebook whose map's tiles come from
     ``dashboard``; yields (notebook URL, dashboard)."""
-
-    import nbformat
-
     root = tmp_path / "root"
     root.mkdir()
     cells = [
@@ -160,10 +157,7 @@ def lab_with_tile_map(kernel_env, tmp_path, dashboard, tile_archive):
         "import time\n\ntime.sleep(5)  # the browser draws f003's tiles first\n"
         'm.slider.value = "n024"',
     ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "rtofs", "display_name": "RTOFS (PySpark)",
-                                 "language": "python"}  # fmt: skip
-    nbformat.write(nb, root / "tiles.ipynb")
+    write_notebook(root / "tiles.ipynb", cells)
     with jupyterlab_at(root, tmp_path / "jupyterlab.log") as (url, token):
         yield f"{url}/lab/tree/tiles.ipynb?token={token}", dashboard
 
